@@ -1,0 +1,424 @@
+"""The reverse-mode engine: a `Tensor`, the graph it records, and `backward()`.
+
+Every operation makes a new `Tensor` holding its result and, when gradients are
+wanted, a *closure* that maps the gradient of the result to the gradients of its
+inputs. `backward()` visits the graph in reverse topological order and calls the
+closures, so by the time a node's closure runs, every path through it has
+already added its contribution to ``node.grad``.
+
+Three rules live here and only here, so that each op's backward stays one line:
+
+1. **Accumulate.** A tensor used twice (``b = a + a``) receives the sum of both
+   gradients; ``grad`` is added to, never overwritten.
+2. **Undo broadcasting.** An op may return a gradient shaped like its *output*;
+   `unbroadcast` sums it back to the shape of the input (left-pad the input's
+   shape with 1s, sum over every axis that was stretched).
+3. **Check the shape.** After (2) the gradient must have exactly the input's
+   shape; if not, the error names the op and both shapes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+# ----------------------------------------------------------------------------
+# Global switches: gradient recording, anomaly detection, the default RNG.
+# ----------------------------------------------------------------------------
+
+_grad_enabled = True
+_detect_anomaly = False
+_default_rng = np.random.default_rng(0)
+
+
+@contextlib.contextmanager
+def no_grad():
+    """Run a block without recording the graph (inference, sampling, targets)."""
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, False
+    try:
+        yield
+    finally:
+        _grad_enabled = previous
+
+
+def is_grad_enabled() -> bool:
+    return _grad_enabled
+
+
+@contextlib.contextmanager
+def detect_anomaly():
+    """Raise as soon as any op produces a NaN or inf, forward or backward, naming the op."""
+    global _detect_anomaly
+    previous, _detect_anomaly = _detect_anomaly, True
+    try:
+        yield
+    finally:
+        _detect_anomaly = previous
+
+
+def seed(n: int) -> np.random.Generator:
+    """Reset the default generator that minialign uses when no `rng` is passed; returns it."""
+    global _default_rng
+    _default_rng = np.random.default_rng(n)
+    return _default_rng
+
+
+def default_rng() -> np.random.Generator:
+    """The generator used when a function's ``rng`` argument is ``None``."""
+    return _default_rng
+
+
+def get_rng(rng: np.random.Generator | None) -> np.random.Generator:
+    return _default_rng if rng is None else rng
+
+
+# ----------------------------------------------------------------------------
+# The Tensor.
+# ----------------------------------------------------------------------------
+
+Backward = Callable[[np.ndarray], Sequence[np.ndarray | None]]
+
+
+class Tensor:
+    """An ``np.ndarray`` that remembers how it was made.
+
+    ``data``           the values (dtype is kept: float32 for models, float64 for checks)
+    ``grad``           d(output)/d(self) after ``backward()``, same shape and dtype, or None
+    ``requires_grad``  whether gradients flow into this tensor
+    """
+
+    __array_priority__ = 1000  # make ``ndarray + Tensor`` call Tensor.__radd__
+
+    def __init__(self, data, requires_grad: bool = False, dtype=None):
+        if isinstance(data, Tensor):
+            data = data.data
+        self.data: np.ndarray = np.asarray(data, dtype=dtype)
+        if requires_grad and not np.issubdtype(self.data.dtype, np.floating):
+            raise TypeError(
+                f"requires_grad=True needs a floating-point tensor, got dtype {self.data.dtype}"
+            )
+        self.grad: np.ndarray | None = None
+        self.requires_grad = bool(requires_grad)
+        self._parents: tuple[Tensor, ...] = ()
+        self._backward: Backward | None = None
+        self._op = ""
+        self._retain_grad = False
+        self._grad_owned = False  # may we add into self.grad in place?
+
+    # -- basic attributes ---------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._backward is None
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __repr__(self) -> str:
+        extra = f", op={self._op!r}" if self._op else ""
+        extra += ", requires_grad=True" if self.requires_grad else ""
+        return f"Tensor({np.array2string(self.data, precision=4, threshold=20)}{extra})"
+
+    def numpy(self) -> np.ndarray:
+        return self.data
+
+    def item(self) -> float:
+        return self.data.item()
+
+    def detach(self) -> Tensor:
+        """The same values, cut from the graph (shares memory, like ``torch.detach``)."""
+        return Tensor(self.data)
+
+    def astype(self, dtype) -> Tensor:
+        from .ops import astype
+
+        return astype(self, dtype)
+
+    def retain_grad(self) -> Tensor:
+        """Keep ``.grad`` on this intermediate tensor after ``backward()`` (leaves always keep it)."""
+        self._retain_grad = True
+        return self
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    # -- backward -----------------------------------------------------------
+    def backward(self, grad=None) -> None:
+        """Fill ``.grad`` of every leaf that requires it with d(self)/d(leaf).
+
+        ``grad`` is the upstream gradient d(L)/d(self); it may be omitted only
+        when ``self`` holds a single number (then it is 1).
+        """
+        if not self.requires_grad:
+            raise RuntimeError(
+                "backward() called on a tensor that does not require grad "
+                "(no input had requires_grad=True, or it was made under no_grad())"
+            )
+        if grad is None:
+            if self.data.size != 1:
+                raise RuntimeError(
+                    f"backward() without a gradient needs a single-element tensor, got shape "
+                    f"{self.shape}; reduce it first (e.g. .sum()) or pass grad of that shape"
+                )
+            grad = np.ones_like(self.data)
+        grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
+        if grad.shape != self.shape:
+            raise ValueError(f"backward(): grad has shape {grad.shape}, expected {self.shape}")
+        self._accumulate(grad, "backward")
+
+        for node in reversed(topological_order(self)):
+            if node._backward is None or node.grad is None:
+                continue
+            input_grads = node._backward(node.grad)
+            for parent, g in zip(node._parents, input_grads):
+                if g is not None and parent.requires_grad:
+                    parent._accumulate(g, node._op)
+            if not node._retain_grad:
+                node.grad = None  # an intermediate's gradient is no longer needed
+
+    def _accumulate(self, g: np.ndarray, op: str) -> None:
+        g = unbroadcast(np.asarray(g), self.shape)
+        if g.shape != self.shape:
+            raise RuntimeError(
+                f"backward of {op!r} produced a gradient of shape {g.shape} "
+                f"for an input of shape {self.shape}"
+            )
+        if _detect_anomaly and not np.all(np.isfinite(g)):
+            raise FloatingPointError(
+                f"detect_anomaly: backward of {op!r} produced a non-finite gradient "
+                f"for an input of shape {self.shape} (made by {self._op or 'a leaf'!r})"
+            )
+        if g.dtype != self.dtype:
+            g = g.astype(self.dtype)
+        if self.grad is None:
+            # Leaves get a private copy: optimisers scale .grad in place, and g may be a
+            # read-only broadcast view or shared with a sibling input.
+            keep_own = self.is_leaf or self._retain_grad
+            self.grad = np.array(g, copy=True) if keep_own else g
+            self._grad_owned = keep_own
+        elif self._grad_owned:
+            self.grad += g
+        else:
+            self.grad = self.grad + g
+            self._grad_owned = True
+
+    # -- operators (implemented in ops.py) --------------------------------
+    def __add__(self, other):
+        return _ops().add(self, other)
+
+    def __radd__(self, other):
+        return _ops().add(other, self)
+
+    def __sub__(self, other):
+        return _ops().sub(self, other)
+
+    def __rsub__(self, other):
+        return _ops().sub(other, self)
+
+    def __mul__(self, other):
+        return _ops().mul(self, other)
+
+    def __rmul__(self, other):
+        return _ops().mul(other, self)
+
+    def __truediv__(self, other):
+        return _ops().div(self, other)
+
+    def __rtruediv__(self, other):
+        return _ops().div(other, self)
+
+    def __pow__(self, other):
+        return _ops().power(self, other)
+
+    def __rpow__(self, other):
+        return _ops().power(other, self)
+
+    def __neg__(self):
+        return _ops().neg(self)
+
+    def __matmul__(self, other):
+        return _ops().matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return _ops().matmul(other, self)
+
+    def __abs__(self):
+        return _ops().abs(self)
+
+    def __getitem__(self, index):
+        return _ops().getitem(self, index)
+
+    # Comparisons give boolean tensors that carry no gradient (masks).
+    def __lt__(self, other):
+        return Tensor(self.data < _raw(other))
+
+    def __le__(self, other):
+        return Tensor(self.data <= _raw(other))
+
+    def __gt__(self, other):
+        return Tensor(self.data > _raw(other))
+
+    def __ge__(self, other):
+        return Tensor(self.data >= _raw(other))
+
+    __hash__ = object.__hash__  # == stays identity so tensors can live in sets and dicts
+
+    # -- methods with NumPy's names ------------------------------------------
+    def sum(self, axis=None, keepdims=False):
+        return _ops().sum(self, axis, keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        return _ops().mean(self, axis, keepdims)
+
+    def max(self, axis=None, keepdims=False):
+        return _ops().max(self, axis, keepdims)
+
+    def min(self, axis=None, keepdims=False):
+        return _ops().min(self, axis, keepdims)
+
+    def var(self, axis=None, ddof=0, keepdims=False):
+        return _ops().var(self, axis, ddof, keepdims)
+
+    def exp(self):
+        return _ops().exp(self)
+
+    def log(self):
+        return _ops().log(self)
+
+    def tanh(self):
+        return _ops().tanh(self)
+
+    def relu(self):
+        return _ops().relu(self)
+
+    def abs(self):
+        return _ops().abs(self)
+
+    def sqrt(self):
+        return _ops().sqrt(self)
+
+    def clip(self, lo=None, hi=None):
+        return _ops().clip(self, lo, hi)
+
+    def reshape(self, *shape):
+        return _ops().reshape(self, *shape)
+
+    def transpose(self, *axes):
+        return _ops().transpose(self, *axes)
+
+    @property
+    def T(self):
+        return _ops().transpose(self)
+
+    def swapaxes(self, a, b):
+        return _ops().swapaxes(self, a, b)
+
+    def broadcast_to(self, shape):
+        return _ops().broadcast_to(self, shape)
+
+    expand = broadcast_to
+
+    def masked_fill(self, mask, value):
+        return _ops().masked_fill(self, mask, value)
+
+
+def _ops():
+    from . import ops
+
+    return ops
+
+
+def _raw(x):
+    return x.data if isinstance(x, Tensor) else x
+
+
+# ----------------------------------------------------------------------------
+# Graph helpers used by every op.
+# ----------------------------------------------------------------------------
+
+
+def make_result(data: np.ndarray, parents: tuple[Tensor, ...], backward: Backward, op: str):
+    """Wrap an op's output; record ``backward`` only if some parent wants a gradient."""
+    if _detect_anomaly and not np.all(np.isfinite(data)):
+        raise FloatingPointError(f"detect_anomaly: forward of {op!r} produced NaN or inf")
+    out = Tensor(data)
+    if _grad_enabled and any(p.requires_grad for p in parents):
+        out.requires_grad = True
+        out._parents = parents
+        out._backward = backward
+        out._op = op
+    return out
+
+
+def unbroadcast(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum ``g`` back down to ``shape``: the gradient of ``np.broadcast_to(x, g.shape)``.
+
+    Broadcasting left-pads ``shape`` with 1s, then stretches every size-1 axis; the
+    gradient of a copy is the sum over the copies, so we sum over exactly those axes.
+    """
+    if g.shape == shape:
+        return g
+    extra = g.ndim - len(shape)
+    if extra > 0:
+        g = g.sum(axis=tuple(range(extra)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
+    if stretched:
+        g = g.sum(axis=stretched, keepdims=True)
+    return g
+
+
+def topological_order(root: Tensor) -> list[Tensor]:
+    """Every tensor ``root`` depends on (that requires grad), inputs before outputs.
+
+    Iterative depth-first search with an explicit stack, so a graph 100,000 ops deep
+    does not hit Python's recursion limit. A node is emitted after all its parents.
+    """
+    order: list[Tensor] = []
+    visited: set[int] = set()
+    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    while stack:
+        node, parents_done = stack.pop()
+        if parents_done:
+            order.append(node)
+            continue
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        stack.append((node, True))
+        for parent in node._parents:
+            if parent.requires_grad and id(parent) not in visited:
+                stack.append((parent, False))
+    return order
+
+
+def as_tensor(x, like: Tensor | None = None) -> Tensor:
+    """Tensors pass through; Python numbers take the dtype of ``like`` (no float64 upcast)."""
+    if isinstance(x, Tensor):
+        return x
+    if like is not None and isinstance(x, (int, float)) and not isinstance(x, bool):
+        if np.issubdtype(like.dtype, np.floating):
+            return Tensor(np.asarray(x, dtype=like.dtype))
+    return Tensor(x)
+
+
+def tensor(data, dtype=None, requires_grad: bool = False) -> Tensor:
+    """Make a leaf tensor: ``ma.tensor([1.0, 2.0], requires_grad=True)``."""
+    return Tensor(data, requires_grad=requires_grad, dtype=dtype)
