@@ -138,7 +138,7 @@ def gradcheck_directional(
         received = sum(float(np.sum(g * v)) for g, v in zip(grads, vs))
         originals = [inputs[i].data.copy() for i in wrt]
 
-        def phi_at(step: float) -> float:
+        def phi_at(step: float, vs=vs, originals=originals) -> float:
             for i, v, x0 in zip(wrt, vs, originals):
                 inputs[i].data[...] = x0 + step * v
             return _phi(f, inputs, G)
