@@ -1,0 +1,3 @@
+"""minialign.nn: modules, the tiny GPT, heads, sampling and sequence log-probs."""
+
+from .module import Module, Parameter
