@@ -366,7 +366,7 @@ def reshape(a, *shape) -> Tensor:
 def transpose(a, *axes) -> Tensor:
     a = as_tensor(a)
     axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
-    axes = tuple(axes) if axes else tuple(reversed(range(a.ndim)))
+    axes = tuple(ax % a.ndim for ax in axes) if axes else tuple(reversed(range(a.ndim)))
     inverse = tuple(np.argsort(axes))
     return make_result(
         np.transpose(a.data, axes), (a,), lambda g: (np.transpose(g, inverse),), "transpose"
