@@ -182,9 +182,18 @@ class Tensor:
         grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
         if grad.shape != self.shape:
             raise ValueError(f"backward(): grad has shape {grad.shape}, expected {self.shape}")
+        order = topological_order(self)
+        # An intermediate that called retain_grad() still holds the gradient of an earlier
+        # backward(); set it aside so this pass propagates only its own gradient, then add
+        # it back, so .grad accumulates as a leaf's does (and inputs are not counted twice).
+        earlier = {
+            n: n.grad for n in order if n._retain_grad and not n.is_leaf and n.grad is not None
+        }
+        for node in earlier:
+            node.grad = None
         self._accumulate(grad, "backward")
 
-        for node in reversed(topological_order(self)):
+        for node in reversed(order):
             if node._backward is None or node.grad is None:
                 continue
             input_grads = node._backward(node.grad)
@@ -193,6 +202,9 @@ class Tensor:
                     parent._accumulate(g, node._op)
             if not node._retain_grad:
                 node.grad = None  # an intermediate's gradient is no longer needed
+        for node, g in earlier.items():
+            node.grad = g if node.grad is None else g + node.grad
+            node._grad_owned = True
 
     def _accumulate(self, g: np.ndarray, op: str) -> None:
         g = unbroadcast(np.asarray(g), self.shape)
