@@ -1,0 +1,145 @@
+r"""Returns and advantages: the targets PPO's policy and value losses are built from.
+
+Everything here is computed **without gradient** and returns NumPy arrays: returns
+and advantages are constants in the losses (targets), computed from detached rewards
+and values. Inputs are rows of per-token quantities, shape (..., T), right-padded,
+with a ``mask`` of the same shape (1 = a real token, 0 = padding). Padded positions
+may hold anything (even NaN): they are zeroed first and are 0 in every output.
+
+Conventions (RLHF_NOTES "PPO for language models", item 2): the value is 0 past the
+end of each row (the episode terminates at its last token), and ``returns = A + V``
+is taken *before* any whitening.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._checks import array_arg, mask_arg, raw, right_padded, same_shape, unit_interval
+
+
+def _rows(fn: str, rewards, mask, values=None):
+    shape = same_shape(fn, rewards=rewards, values=values, mask=mask)
+    if len(shape) == 0:
+        raise ValueError(f"{fn}: rewards must have a time axis (shape (..., T)), got shape ()")
+    m = right_padded(fn, mask_arg(fn, mask, shape))
+    r = array_arg(fn, "rewards", rewards, m)
+    v = None if values is None else array_arg(fn, "values", values, m).astype(r.dtype)
+    return r, v, m
+
+
+def discounted_returns(rewards, gamma: float, mask=None) -> np.ndarray:
+    r"""The discounted reward-to-go of every position (no gradient; a NumPy array).
+
+    $$G_t = \sum_{t'=t}^T \gamma^{\,t'-t}r_\phi(x_{t'},y_{t'})$$
+
+    (the first term of the seed's $\hat{A}_t$; at $t = 0$ it is the return inside the
+    seed's $J(\theta) = \mathbb{E}_{x,y\sim\pi_\theta}\Big[\sum_{t=0}^T \gamma^t\,r_\phi(x_t,y_t)\Big]$,
+    which is maximised — here we only evaluate it).
+
+    =========  ======  ===========================================
+    Symbol     Shape   Meaning
+    =========  ======  ===========================================
+    $r_{t}$    (..., T)  ``rewards`` per token
+    $\gamma$   ()        ``gamma`` in [0, 1] (1 is usual for LMs)
+    $G_t$      (..., T)  the result, 0 at padded positions
+    =========  ======  ===========================================
+
+    Computed as one matrix product with $D_{t't} = \gamma^{t'-t}[t' \ge t]$, which is
+    the sum above read literally: ``G = rewards @ D``.
+
+    Notebook: notebooks/03_ppo.ipynb, section 'Returns and advantages'.
+    """
+    fn = "discounted_returns"
+    unit_interval(fn, "gamma", gamma)
+    r, _, m = _rows(fn, rewards, mask)
+    t = np.arange(r.shape[-1])
+    power = t[:, None] - t[None, :]  # (T', T): t' - t
+    discount = np.where(power >= 0, float(gamma) ** np.maximum(power, 0), 0.0)  # (T', T)
+    return (r @ discount.astype(r.dtype)) * m
+
+
+def mc_advantages(rewards, values, gamma: float, mask=None) -> np.ndarray:
+    r"""The seed's Monte-Carlo advantage (no gradient; a NumPy array).
+
+    $$\hat{A}_t \;=\; \sum_{t'=t}^T \gamma^{\,t'-t}r_\phi(x_{t'},y_{t'}) \;-\; V_w(x_t)$$
+
+    ``rewards`` $r_\phi$ and ``values`` $V_w(x_t)$ are (..., T); ``gamma`` $\gamma \in [0, 1]$.
+    Unbiased but high-variance; equals `gae_advantages` with $\lambda = 1$.
+
+    Notebook: notebooks/03_ppo.ipynb, section 'Returns and advantages'.
+    """
+    fn = "mc_advantages"
+    r, v, m = _rows(fn, rewards, mask, values)
+    return (discounted_returns(r, gamma, m) - v) * m
+
+
+def gae_advantages(
+    rewards, values, gamma: float, lam: float, mask=None
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""Generalised advantage estimation (Schulman et al. 2016); returns ``(advantages, returns)``.
+
+    $$\delta_t = r_t + \gamma V(x_{t+1}) - V(x_t), \qquad
+      A_t = \delta_t + \gamma\lambda A_{t+1}, \qquad R_t = A_t + V(x_t)$$
+
+    with $V = 0$ and $A = 0$ past the end of each row. $\lambda = 1$ gives the seed's
+    $\hat{A}_t = \sum_{t'=t}^T \gamma^{\,t'-t}r_\phi(x_{t'},y_{t'}) - V_w(x_t)$ (unbiased,
+    high variance); $\lambda = 0$ gives the one-step $\delta_t$ (biased, low variance).
+
+    ==========  ========  ============================================
+    Symbol      Shape     Meaning
+    ==========  ========  ============================================
+    $r_t$       (..., T)  ``rewards`` (e.g. from `kl_penalized_rewards`)
+    $V(x_t)$    (..., T)  ``values`` from the value head, detached
+    $\gamma$    ()        ``gamma`` in [0, 1]
+    $\lambda$   ()        ``lam`` in [0, 1]
+    $A_t, R_t$  (..., T)  the two results (NumPy, no gradient), 0 at padding
+    ==========  ========  ============================================
+
+    The backward recursion is vectorised over rows (one loop over time, as CleanRL's
+    ``ppo.py`` and TRL's ``PPOTrainer`` do). TRL knobs: ``PPOConfig.gamma``, ``lam``.
+
+    Notebook: notebooks/03_ppo.ipynb, section 'Generalised advantage estimation'.
+    """
+    fn = "gae_advantages"
+    unit_interval(fn, "gamma", gamma)
+    unit_interval(fn, "lam", lam)
+    r, v, m = _rows(fn, rewards, mask, values)
+    v_next = np.concatenate(
+        [v[..., 1:], np.zeros_like(v[..., :1])], axis=-1
+    )  # V(x_{t+1}), 0 at end
+    delta = r + gamma * v_next - v  # 0 at padding: r, v, v_next are all 0 there
+    advantages = np.zeros_like(delta)
+    running = np.zeros_like(delta[..., 0])
+    for t in reversed(range(delta.shape[-1])):
+        running = delta[..., t] + gamma * lam * running  # A_t = δ_t + γλ A_{t+1}
+        advantages[..., t] = running
+    advantages *= m
+    return advantages, (advantages + v) * m
+
+
+def whiten(x, mask=None, shift_mean: bool = True, ddof: int = 0, eps: float = 1e-8) -> np.ndarray:
+    r"""Normalise over the valid positions of the whole batch (no gradient; a NumPy array).
+
+    $$\tilde x = \frac{x - \bar x}{\sqrt{s^2 + \varepsilon}}, \qquad
+      \bar x = \frac{\sum m\,x}{\sum m}, \quad s^2 = \frac{\sum m\,(x - \bar x)^2}{\sum m - \mathrm{ddof}}$$
+
+    ``ddof=0`` (default) is the population variance, as in the seed's $\sigma$;
+    ``ddof=1`` is TRL's ``masked_whiten`` (unbiased). ``shift_mean=False`` adds
+    $\bar x$ back (TRL does this for rewards). Padded positions are 0 in the output.
+
+    Notebook: notebooks/03_ppo.ipynb, section 'Whitening advantages'.
+    """
+    fn = "whiten"
+    shape = raw(x).shape
+    m = mask_arg(fn, mask, shape)
+    a = array_arg(fn, "x", x, m)
+    n = m.sum()
+    if n - ddof <= 0:
+        raise ValueError(f"{fn}: mask selects {n} values, too few for ddof={ddof}")
+    mean = a.sum() / n
+    var = (((a - mean) * m) ** 2).sum() / (n - ddof)
+    out = (a - mean) / np.sqrt(var + eps)
+    if not shift_mean:
+        out = out + mean
+    return (out * m).astype(a.dtype)

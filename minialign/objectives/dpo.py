@@ -1,0 +1,132 @@
+r"""DPO: preference optimisation without a reward model or an RL loop.
+
+Inputs are (B,) log-probabilities of whole responses, $\log\pi(y\mid x) = \sum_t \log\pi(y_t\mid x, y_{<t})$,
+**summed** over response tokens (as the DPO paper and TRL's ``sigmoid`` loss do), for the
+policy and the frozen reference, on the preferred $y^+$ and dispreferred $y^-$ of each pair.
+
+The seed's temperature $\tau$ is the DPO paper's $1/\beta$: ``tau = 1 / DPOConfig.beta``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd import functional as F
+from ..autograd import ops
+from ._checks import one_of, positive, raw, same_shape, tensor_arg
+
+LOSS_TYPES = ("sigmoid", "hinge", "ipo", "robust")
+
+
+def dpo_delta(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps):
+    r"""The seed's log-ratio margin $\Delta_\theta$ per pair, a (B,) Tensor.
+
+    $$\Delta_\theta(x,y^+,y^-) = \bigl[\log\pi_\theta(y^+\!\mid\!x)-\log\pi_{\mathrm{ref}}(y^+\!\mid\!x)\bigr] -\bigl[\log\pi_\theta(y^-\!\mid\!x)-\log\pi_{\mathrm{ref}}(y^-\!\mid\!x)\bigr]$$
+
+    Differentiable in the policy log-probs; the reference log-probs are constants.
+
+    Notebook: notebooks/05_dpo.ipynb, section 'The log-ratio margin'.
+    """
+    fn = "dpo_delta"
+    named = dict(
+        policy_chosen_logps=policy_chosen_logps,
+        policy_rejected_logps=policy_rejected_logps,
+        ref_chosen_logps=ref_chosen_logps,
+        ref_rejected_logps=ref_rejected_logps,
+    )
+    if len(same_shape(fn, **named)) != 1:
+        raise ValueError(
+            f"{fn}: log-probs must be (B,), got shape {raw(policy_chosen_logps).shape}"
+        )
+    chosen, rejected, ref_chosen, ref_rejected = (tensor_arg(fn, k, v) for k, v in named.items())
+    ref_chosen, ref_rejected = ref_chosen.data, ref_rejected.data  # constants
+    return (chosen - ref_chosen) - (rejected - ref_rejected)
+
+
+def dpo_loss(
+    policy_chosen_logps,
+    policy_rejected_logps,
+    ref_chosen_logps,
+    ref_rejected_logps,
+    tau: float,
+    loss_type: str = "sigmoid",
+    label_smoothing: float = 0.0,
+    reduction: str = "mean",
+):
+    r"""The DPO loss (minimised, as the seed writes it) and its TRL variants.
+
+    $$L_{\mathrm{DPO}}(\theta) = -\mathbb{E}_{(x,y^+,y^-)}\!\Big[\log \sigma\!\bigl(\tfrac{1}{\tau}\,\Delta_\theta(x,y^+,y^-)\bigr)\Big]$$
+    $$\sigma(z)=1/(1+e^{-z})$$
+
+    ============  =====  ============================================================
+    Symbol        Shape  Meaning
+    ============  =====  ============================================================
+    $\Delta_\theta$ (B,) `dpo_delta` of the four (B,) log-prob arrays
+    $\tau$        ()     ``tau`` > 0, the temperature; the DPO paper's $\beta = 1/\tau$
+    $\mathbb{E}$         mean over pairs (``reduction="sum"``/``"none"`` for weights)
+    ============  =====  ============================================================
+
+    Sign: the seed's $L_{\rm DPO}$ already has the minus; this returns it as is. Computed
+    with ``F.logsigmoid``, finite for $\Delta = \pm 10^4$. Gradient:
+    $\nabla L = -\frac{1}{\tau}\,\sigma(-\Delta/\tau)\,(\nabla\log\pi_\theta(y^+) - \nabla\log\pi_\theta(y^-))$
+    — pairs the policy already ranks well get little weight.
+
+    ``loss_type`` (TRL ``DPOConfig.loss_type``; $z = \Delta/\tau$, $\epsilon$ = ``label_smoothing``):
+      * ``"sigmoid"``: $-(1-\epsilon)\log\sigma(z) - \epsilon\log\sigma(-z)$; with $\epsilon > 0$
+        this is conservative DPO (cDPO, labels flipped with probability $\epsilon$).
+      * ``"robust"``: $\big(-(1-\epsilon)\log\sigma(z) + \epsilon\log\sigma(-z)\big)/(1-2\epsilon)$
+        (Chowdhury et al. 2024), unbiased under label noise $\epsilon$.
+      * ``"hinge"``: $\max(0, 1 - z)$ (SLiC, Zhao et al. 2023).
+      * ``"ipo"``: $(\Delta - \tau/2)^2$ (Azar et al. 2023). IPO's regulariser $\tau_{\rm IPO}$ is
+        TRL's ``beta`` $= 1/\tau$, so the target margin $1/(2\tau_{\rm IPO}) = \tau/2$ is finite.
+        TRL averages IPO's log-probs over tokens; pass averaged log-probs to match it.
+
+    Notebook: notebooks/05_dpo.ipynb, section 'The DPO loss'.
+    """
+    fn = "dpo_loss"
+    positive(fn, "tau", tau)
+    one_of(fn, "loss_type", loss_type, LOSS_TYPES)
+    one_of(fn, "reduction", reduction, ("mean", "sum", "none"))
+    if not 0.0 <= label_smoothing < 0.5:
+        raise ValueError(f"{fn}: label_smoothing must lie in [0, 0.5), got {label_smoothing}")
+    delta = dpo_delta(
+        policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps
+    )
+    z = delta / tau  # (B,) the paper's β·Δ
+    eps = label_smoothing
+    if loss_type == "sigmoid":
+        losses = -(1 - eps) * F.logsigmoid(z) - eps * F.logsigmoid(-z)
+    elif loss_type == "robust":
+        losses = (-(1 - eps) * F.logsigmoid(z) + eps * F.logsigmoid(-z)) / (1 - 2 * eps)
+    elif loss_type == "hinge":
+        losses = ops.relu(1.0 - z)
+    else:  # ipo
+        losses = (delta - tau / 2) ** 2
+    if reduction == "none":
+        return losses
+    return losses.sum() if reduction == "sum" else losses.mean()
+
+
+def implicit_rewards(
+    policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps, tau: float
+) -> dict[str, float]:
+    r"""DPO's implicit rewards $\hat r(x, y) = \frac{1}{\tau}(\log\pi_\theta(y|x) - \log\pi_{\rm ref}(y|x))$.
+
+    Returns batch means as floats: ``chosen``, ``rejected``, ``margin`` ($=\Delta/\tau$) and
+    ``accuracy`` (fraction with $\hat r^+ > \hat r^-$), TRL's ``rewards/chosen``,
+    ``rewards/rejected``, ``rewards/margins``, ``rewards/accuracies``. Only the margin is
+    trained: ``chosen`` may fall while DPO works.
+
+    Notebook: notebooks/05_dpo.ipynb, section 'Implicit rewards'.
+    """
+    fn = "implicit_rewards"
+    positive(fn, "tau", tau)
+    dpo_delta(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps)
+    chosen = (raw(policy_chosen_logps) - raw(ref_chosen_logps)) / tau
+    rejected = (raw(policy_rejected_logps) - raw(ref_rejected_logps)) / tau
+    return {
+        "chosen": float(np.mean(chosen)),
+        "rejected": float(np.mean(rejected)),
+        "margin": float(np.mean(chosen - rejected)),
+        "accuracy": float(np.mean(chosen > rejected)),
+    }

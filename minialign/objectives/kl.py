@@ -1,0 +1,197 @@
+r"""KL divergence to the reference policy: estimators, the exact value, and the KL penalty.
+
+The seed's regularised objective (maximised) is
+
+$$J(\theta) = \mathbb{E}_{x,y\sim \pi_\theta}[\,r_\phi(x,y)\,] - \beta.\,\textrm{KL}\big(\pi_\theta(\cdot|x)\;\|\;\pi_{\text{ref}}(\cdot|x)\big)$$
+
+For a language model the KL over whole sequences cannot be summed exactly, so it is
+*estimated* from the sampled tokens (`kl_penalty`, Schulman's k1/k2/k3). On a toy
+categorical policy it can be computed exactly (`categorical_kl`,
+`kl_regularized_objective`), and so can the optimum and best-of-n.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd import functional as F
+from ..autograd.engine import Tensor, as_tensor
+from ..autograd.ops import clip, exp
+from ._checks import (
+    array_arg,
+    mask_arg,
+    non_negative,
+    one_of,
+    positive,
+    raw,
+    right_padded,
+    same_shape,
+    tensor_arg,
+)
+
+
+def kl_penalty(logp, logp_ref, estimator: str = "k1", mask=None, max_log_ratio: float = 20.0):
+    r"""A per-sample estimate of $\mathrm{KL}(\pi_\theta \| \pi_{\rm ref})$ from samples $y \sim \pi_\theta$.
+
+    With $\log \rho = \log\pi_{\rm ref}(y) - \log\pi_\theta(y)$ (Schulman, "Approximating KL
+    Divergence", 2020):
+
+    $$k_1 = -\log\rho, \qquad k_2 = \tfrac12(\log\rho)^2, \qquad k_3 = (\rho - 1) - \log\rho$$
+
+    ============  =====  =====================================================
+    Symbol        Shape  Meaning
+    ============  =====  =====================================================
+    ``logp``      any    $\log\pi_\theta(y)$ of the sampled tokens/sequences
+    ``logp_ref``  same   $\log\pi_{\rm ref}(y)$ of the same samples
+    result        same   the estimate per sample (0 at padded positions)
+    ============  =====  =====================================================
+
+    k1 is unbiased but can be negative per sample; k2 is biased, always $\ge 0$; k3 is
+    unbiased and $\ge 0$. k1 goes into PPO's reward (InstructGPT; TRL
+    ``PPOConfig.kl_estimator="k1"``); k3 into GRPO's loss (DeepSeekMath; TRL GRPO).
+    Used as a loss, k1's expected gradient is 0 on-policy; k3's is the gradient of
+    $\mathrm{KL}(\pi_{\rm ref}\|\pi_\theta)$ (TRL issue #4967).
+
+    ``max_log_ratio`` caps $\log\rho$ inside the exponential of k3 so it cannot overflow
+    (no gradient beyond the cap; OpenRLHF clamps the log-ratio at $\pm 10$).
+
+    Notebook: notebooks/03_ppo.ipynb, section 'Estimating the KL from samples'.
+    """
+    fn = "kl_penalty"
+    one_of(fn, "estimator", estimator, ("k1", "k2", "k3"))
+    m = mask_arg(fn, mask, same_shape(fn, logp=logp, logp_ref=logp_ref))
+    logp = tensor_arg(fn, "logp", logp, m)
+    logp_ref = tensor_arg(fn, "logp_ref", logp_ref, m)
+    log_ratio = logp_ref - logp  # log ρ
+    if estimator == "k1":
+        return -log_ratio
+    if estimator == "k2":
+        return 0.5 * log_ratio * log_ratio
+    return exp(clip(log_ratio, None, max_log_ratio)) - 1.0 - log_ratio
+
+
+def categorical_kl(logits_p, logits_q):
+    r"""Exact $\mathrm{KL}(p\|q) = \sum_k p_k (\log p_k - \log q_k)$ over the last axis.
+
+    ``logits_p`` and ``logits_q`` (..., K) are unnormalised log-probabilities; the result
+    (...) is differentiable in both (``log_softmax`` keeps it finite for logits of $\pm 10^4$).
+
+    Notebook: notebooks/07_tabular_exact.ipynb, section 'Exact KL on a categorical policy'.
+    """
+    fn = "categorical_kl"
+    same_shape(fn, logits_p=logits_p, logits_q=logits_q)
+    logp = F.log_softmax(tensor_arg(fn, "logits_p", logits_p))
+    logq = F.log_softmax(tensor_arg(fn, "logits_q", logits_q))
+    return (exp(logp) * (logp - logq)).sum(axis=-1)
+
+
+def kl_penalized_rewards(score, logp, logp_ref, beta: float, mask=None, estimator: str = "k1"):
+    r"""Per-token rewards for PPO on a language model (no gradient; a NumPy array).
+
+    $$r_t = -\beta\, k(y_t) + [t = T_b]\; r_\phi(x, y)$$
+
+    every token pays $\beta$ times the KL estimate (k1 by default: $\log\pi_\theta - \log\pi_{\rm ref}$),
+    and the reward model's ``score`` (B,) is added on the last valid token $T_b$ of each row
+    (InstructGPT; TRL ``PPOTrainer``; RLHF_NOTES item 1). ``logp``, ``logp_ref``, ``mask``
+    are (B, T), right-padded. This turns the seed's $J(\theta)$ (maximised) into a sum of
+    per-token rewards for `gae_advantages`. TRL knob: ``PPOConfig.kl_coef`` = ``beta``.
+
+    Notebook: notebooks/03_ppo.ipynb, section 'The KL-penalised reward'.
+    """
+    fn = "kl_penalized_rewards"
+    non_negative(fn, "beta", beta)
+    m = right_padded(fn, mask_arg(fn, mask, same_shape(fn, logp=logp, logp_ref=logp_ref)))
+    if m.ndim != 2 or raw(score).shape != m.shape[:1]:
+        raise ValueError(f"{fn}: score has shape {raw(score).shape}, expected ({m.shape[0]},)")
+    lengths = m.sum(axis=-1)
+    if (lengths == 0).any():
+        raise ValueError(
+            f"{fn}: row {int(np.argmin(lengths))} of mask is empty (no token to score)"
+        )
+    kl = kl_penalty(raw(logp), raw(logp_ref), estimator, m).data  # (B, T)
+    rewards = -beta * kl * m
+    rewards[np.arange(len(lengths)), lengths - 1] += array_arg(fn, "score", score)
+    return rewards
+
+
+class AdaptiveKLController:
+    r"""Adapt $\beta$ so the measured KL tracks a target (Ziegler et al. 2019).
+
+    $$e = \mathrm{clip}\Big(\frac{\mathrm{KL}}{\mathrm{KL}_{\rm target}} - 1, -0.2, 0.2\Big), \qquad
+      \beta \leftarrow \beta\,\Big(1 + e\,\frac{n}{\rm horizon}\Big)$$
+
+    TRL knobs: ``init_kl_coef``, ``target``, ``horizon`` (``adap_kl_ctrl=True`` in older TRL).
+
+    Notebook: notebooks/03_ppo.ipynb, section 'Adaptive KL coefficient'.
+    """
+
+    def __init__(self, init_beta: float, target: float, horizon: float):
+        self.value = non_negative("AdaptiveKLController", "init_beta", init_beta)
+        self.target = positive("AdaptiveKLController", "target", target)
+        self.horizon = positive("AdaptiveKLController", "horizon", horizon)
+
+    def update(self, current_kl: float, n_steps: int) -> float:
+        error = float(np.clip(current_kl / self.target - 1.0, -0.2, 0.2))
+        self.value *= 1.0 + error * n_steps / self.horizon
+        return self.value
+
+
+def kl_regularized_objective(logits, ref_logits, rewards, beta: float):
+    r"""The seed's regularised objective, exactly, for a categorical policy (to MAXIMISE).
+
+    $$J(\theta) = \mathbb{E}_{x,y\sim \pi_\theta}[\,r_\phi(x,y)\,] - \beta.\,\textrm{KL}\big(\pi_\theta(\cdot|x)\;\|\;\pi_{\text{ref}}(\cdot|x)\big)$$
+
+    ``logits`` (..., K) define $\pi_\theta = \mathrm{softmax}$; ``ref_logits`` the same for
+    $\pi_{\rm ref}$; ``rewards`` (..., K) are $r_\phi(x, y)$ for each of the K responses;
+    ``beta`` $\ge 0$. Returns a scalar Tensor, averaged over the leading axes (prompts).
+    This is an objective: hand ``-J`` to a minimiser. Its maximiser is
+    `kl_regularized_optimum`.
+
+    Notebook: notebooks/07_tabular_exact.ipynb, section 'The KL-regularised optimum'.
+    """
+    fn = "kl_regularized_objective"
+    non_negative(fn, "beta", beta)
+    same_shape(fn, logits=logits, ref_logits=ref_logits, rewards=rewards)
+    logits = tensor_arg(fn, "logits", logits)
+    probs = F.softmax(logits)
+    expected_reward = (probs * array_arg(fn, "rewards", rewards)).sum(axis=-1)
+    return (expected_reward - beta * categorical_kl(logits, ref_logits)).mean()
+
+
+def kl_regularized_optimum(ref_logits, rewards, beta: float) -> tuple[np.ndarray, np.ndarray]:
+    r"""The maximiser of $J$ in closed form: $\pi^* = \pi_{\rm ref}\, e^{r/\beta} / Z$ (NumPy).
+
+    Returns ``(probs, value)`` with ``value`` $= \beta \log Z = \max J$, per prompt.
+    """
+    fn = "kl_regularized_optimum"
+    positive(fn, "beta", beta)
+    same_shape(fn, ref_logits=ref_logits, rewards=rewards)
+    z = F.log_softmax(as_tensor(array_arg(fn, "ref_logits", ref_logits))).data + (
+        array_arg(fn, "rewards", rewards) / beta
+    )
+    log_z = F.logsumexp(Tensor(z)).data  # log Z = log Σ π_ref e^{r/β}
+    return np.exp(z - log_z[..., None]), beta * log_z
+
+
+def best_of_n_policy(ref_probs, rewards, n: int) -> np.ndarray:
+    r"""The exact distribution of the best of ``n`` samples from $\pi_{\rm ref}$ (NumPy).
+
+    With responses sorted by reward and $F$ the reference CDF,
+    $\pi_{\rm BoN}(y) = F(y)^n - F(y^-)^n$. Rewards must be distinct (no ties). Its KL to
+    the reference is at most $\log n - (n-1)/n$ (Beirami et al. 2024).
+
+    Notebook: notebooks/07_tabular_exact.ipynb, section 'Best-of-n'.
+    """
+    fn = "best_of_n_policy"
+    if int(n) != n or n < 1:
+        raise ValueError(f"{fn}: n must be a positive integer, got {n}")
+    p = array_arg(fn, "ref_probs", ref_probs)
+    r = array_arg(fn, "rewards", rewards)
+    same_shape(fn, ref_probs=p, rewards=r)
+    if p.ndim != 1 or len(np.unique(r)) != len(r):
+        raise ValueError(f"{fn}: rewards must be 1-D and distinct, got {r}")
+    order = np.argsort(r)
+    cdf = np.cumsum(p[order])
+    out = np.empty_like(p)
+    out[order] = cdf**n - np.concatenate([[0.0], cdf[:-1]]) ** n
+    return out
