@@ -46,7 +46,9 @@ def naive_gae(r, v, gamma, lam, mask):
 @given(rollouts(), unit)
 def test_discounted_returns_match_naive_sum(batch, gamma):
     r, _, mask = batch
-    np.testing.assert_allclose(discounted_returns(r, gamma, mask), naive_returns(r, gamma, mask), rtol=1e-10, atol=1e-9)
+    np.testing.assert_allclose(
+        discounted_returns(r, gamma, mask), naive_returns(r, gamma, mask), rtol=1e-10, atol=1e-9
+    )
 
 
 @given(rollouts(), unit, unit)
@@ -63,7 +65,9 @@ def test_gae_with_lambda_one_is_the_monte_carlo_advantage(batch, gamma):
     A, _ = gae_advantages(r, v, gamma, 1.0, mask)
     mc = mc_advantages(r, v, gamma, mask)
     np.testing.assert_allclose(A, mc, rtol=1e-10, atol=1e-9)
-    np.testing.assert_allclose(mc, (naive_returns(r, gamma, mask) - v) * mask, rtol=1e-10, atol=1e-9)
+    np.testing.assert_allclose(
+        mc, (naive_returns(r, gamma, mask) - v) * mask, rtol=1e-10, atol=1e-9
+    )
 
 
 def test_gae_lambda_zero_is_one_step_td_error():
