@@ -413,11 +413,11 @@ def _split_torch(T, x, cuts, axis):
 def _torch_index(T, x, index):
     """Any NumPy index, in torch: NumPy finds each output's source position, torch gathers it."""
     source = np.arange(x.numel()).reshape(tuple(x.shape))[index]
-    return x.reshape(-1)[T.as_tensor(np.ascontiguousarray(source))]
+    return x.reshape(-1)[T.as_tensor(np.array(source, order="C"))]
 
 
 def _mask_t(T, m):
-    return T.as_tensor(np.ascontiguousarray(m))
+    return T.as_tensor(np.array(m, order="C"))
 
 
 OP_CASES: list[OpCase] = [
