@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd import functional as F
-from ..autograd.engine import Tensor, as_tensor
-from ..autograd.ops import clip, exp
+from ..autograd.engine import Tensor, as_tensor, make_result
+from ..autograd.ops import exp
 from ._checks import (
     array_arg,
     mask_arg,
@@ -67,7 +67,17 @@ def kl_penalty(logp, logp_ref, estimator: str = "k1", mask=None, max_log_ratio: 
         return -log_ratio
     if estimator == "k2":
         return 0.5 * log_ratio * log_ratio
-    return exp(clip(log_ratio, None, max_log_ratio)) - 1.0 - log_ratio
+    return _k3(log_ratio, max_log_ratio)
+
+
+def _k3(log_ratio: Tensor, cap: float) -> Tensor:
+    r"""$k_3 = (e^{x} - 1) - x$ as one node, with ``expm1`` so it is $\ge 0$ even for $|x| < 10^{-16}$
+    (where ``exp(x) - 1 - x`` rounds to $-x$). $x$ is capped at ``cap`` inside the exponential;
+    $\partial k_3/\partial x = e^{x}[x < \text{cap}] - 1$."""
+    x = log_ratio.data
+    capped = np.minimum(x, cap)
+    value = np.maximum(np.expm1(capped) - x, 0.0).astype(x.dtype)
+    return make_result(value, (log_ratio,), lambda g: (g * (np.exp(capped) * (x < cap) - 1),), "k3")
 
 
 def categorical_kl(logits_p, logits_q):

@@ -138,5 +138,5 @@ def approx_kl(logp_new, logp_old, mask=None) -> float:
     fn = "approx_kl"
     m = mask_arg(fn, mask, same_shape(fn, logp_new=logp_new, logp_old=logp_old))
     log_ratio = array_arg(fn, "logp_new", logp_new, m) - array_arg(fn, "logp_old", logp_old, m)
-    k3 = np.expm1(np.minimum(log_ratio, 20.0)) - log_ratio  # 0 at padding
+    k3 = np.maximum(np.expm1(np.minimum(log_ratio, 20.0)) - log_ratio, 0.0)  # 0 at padding
     return float(k3.sum() / max(m.sum(), 1))
