@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from .attention import causal_attention
 from .engine import Tensor, as_tensor, get_rng, make_result
 from .ops import exp, log, maximum, minimum, relu, sqrt, tanh, where
+from .token_logprobs import token_logprobs
 
 __all__ = [
     "softmax", "log_softmax", "logsumexp", "sigmoid", "logsigmoid", "softplus",
     "cross_entropy", "gelu", "layer_norm", "embedding", "dropout",
+    "causal_attention", "token_logprobs",
     # plain ops, re-exported for convenience
     "exp", "log", "maximum", "minimum", "relu", "sqrt", "tanh", "where",
 ]  # fmt: skip

@@ -1,0 +1,133 @@
+"""The layers of a GPT: Linear, Embedding, LayerNorm, MLP, CausalSelfAttention, Block.
+
+Each layer owns `Parameter`s and calls fused ops from `minialign.functional`, whose
+backward passes are derived by hand and proved against finite differences.
+
+Initialisation follows GPT-2: weights $\\sim \\mathcal N(0, 0.02^2)$, biases 0,
+LayerNorm scale 1 and shift 0; the two projections that write into the residual
+stream get a smaller ``std`` (TinyGPT passes $0.02/\\sqrt{2 n_\\text{layer}}$) so the
+residual's variance does not grow with depth. Every layer takes an explicit
+``rng`` (a ``np.random.Generator``); the same generator state gives bitwise the
+same weights.
+
+Shapes: B batch, T time, C = n_embd channels, nh heads, hs = C / nh head size.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import functional as F
+from ..autograd import Tensor, get_rng
+from .module import Module, Parameter
+
+
+def _normal(rng: np.random.Generator, std: float, shape) -> np.ndarray:
+    return rng.normal(0.0, std, size=shape).astype(np.float32)
+
+
+class Linear(Module):
+    """$y = x W + b$ with ``weight`` $W$ of shape (in_features, out_features).
+
+    (PyTorch stores the transpose, (out, in), and computes $x W^\\top$; we keep the
+    orientation of the equation. Transpose when moving weights between the two.)
+    """
+
+    def __init__(
+        self, in_features: int, out_features: int, bias: bool = True, *, rng=None, std: float = 0.02
+    ):
+        rng = get_rng(rng)
+        self.weight = Parameter(_normal(rng, std, (in_features, out_features)))
+        self.bias = Parameter(np.zeros(out_features)) if bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = x @ self.weight  # (..., out): the batch axes fold into one 2-D product
+        return y + self.bias if self.bias is not None else y
+
+
+class Embedding(Module):
+    """A lookup table: row ``i`` of ``weight`` (num_embeddings, dim) is the vector of id ``i``."""
+
+    def __init__(self, num_embeddings: int, dim: int, *, rng=None, std: float = 0.02):
+        self.weight = Parameter(_normal(get_rng(rng), std, (num_embeddings, dim)))
+
+    def forward(self, idx) -> Tensor:
+        return F.embedding(self.weight, idx)  # (..., dim)
+
+
+class LayerNorm(Module):
+    """$y = w \\odot (x - \\mu)/\\sqrt{\\sigma^2 + \\epsilon} + b$ over the last axis (fused op)."""
+
+    def __init__(self, dim: int, eps: float = 1e-5):
+        self.weight = Parameter(np.ones(dim))
+        self.bias = Parameter(np.zeros(dim))
+        self.eps = eps
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.layer_norm(x, self.weight, self.bias, self.eps)
+
+
+class MLP(Module):
+    """Position-wise feed-forward: $\\mathrm{GELU}(x W_1 + b_1) W_2 + b_2$, hidden size 4C."""
+
+    def __init__(self, n_embd: int, *, rng=None, proj_std: float = 0.02):
+        rng = get_rng(rng)
+        self.fc = Linear(n_embd, 4 * n_embd, rng=rng)
+        self.proj = Linear(4 * n_embd, n_embd, rng=rng, std=proj_std)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.proj(F.gelu(self.fc(x)))  # (B, T, 4C) -> (B, T, C)
+
+
+class CausalSelfAttention(Module):
+    """Multi-head causal self-attention.
+
+    $$\\mathrm{head}_h = \\mathrm{softmax}\\Big(\\frac{Q_h K_h^\\top}{\\sqrt{hs}} + M\\Big) V_h,
+      \\qquad y = [\\mathrm{head}_1, \\dots, \\mathrm{head}_{nh}]\\, W_O + b_O$$
+
+    One Linear makes Q, K and V for all heads at once; the attention itself is the
+    fused `F.causal_attention`. With a `KVCache` (sampling, under ``no_grad``) the
+    new keys and values are appended to the cache and the queries attend to all of it.
+    """
+
+    def __init__(self, n_embd: int, n_head: int, *, rng=None, proj_std: float = 0.02):
+        if n_embd % n_head:
+            raise ValueError(f"n_embd ({n_embd}) must be divisible by n_head ({n_head})")
+        rng = get_rng(rng)
+        self.n_head = n_head
+        self.qkv = Linear(n_embd, 3 * n_embd, rng=rng)
+        self.proj = Linear(n_embd, n_embd, rng=rng, std=proj_std)
+
+    def forward(self, x: Tensor, cache=None, layer: int = 0) -> Tensor:
+        B, T, C = x.shape
+        nh, hs = self.n_head, C // self.n_head
+        qkv = self.qkv(x).reshape(B, T, 3, nh, hs)  # (B, T, 3, nh, hs)
+        qkv = qkv.transpose(2, 0, 3, 1, 4)  # (3, B, nh, T, hs)
+        q, k, v = qkv[0], qkv[1], qkv[2]  # each (B, nh, T, hs)
+        if cache is not None:
+            k, v = cache.append(layer, k.data, v.data)  # each (B, nh, T_past + T, hs)
+        y = F.causal_attention(q, k, v)  # (B, nh, T, hs)
+        y = y.transpose(0, 2, 1, 3).reshape(B, T, C)  # (B, T, nh, hs) -> (B, T, C)
+        return self.proj(y)
+
+
+class Block(Module):
+    """A pre-LayerNorm transformer block: $x + \\mathrm{attn}(\\mathrm{LN}(x))$, then
+    $x + \\mathrm{MLP}(\\mathrm{LN}(x))$. The residual stream itself is never normalised."""
+
+    def __init__(
+        self, n_embd: int, n_head: int, *, rng=None, proj_std: float = 0.02, dropout: float = 0.0
+    ):
+        rng = get_rng(rng)
+        self.ln1 = LayerNorm(n_embd)
+        self.attn = CausalSelfAttention(n_embd, n_head, rng=rng, proj_std=proj_std)
+        self.ln2 = LayerNorm(n_embd)
+        self.mlp = MLP(n_embd, rng=rng, proj_std=proj_std)
+        self.dropout = dropout
+
+    def forward(self, x: Tensor, cache=None, layer: int = 0) -> Tensor:
+        x = x + self._drop(self.attn(self.ln1(x), cache, layer))
+        return x + self._drop(self.mlp(self.ln2(x)))
+
+    def _drop(self, x: Tensor) -> Tensor:
+        return F.dropout(x, self.dropout, training=self.training)
