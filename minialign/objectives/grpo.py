@@ -82,12 +82,12 @@ def group_advantages(
     one_of(fn, "ddof", ddof, (0, 1))
     non_negative(fn, "eps", eps)
     non_negative(fn, "std_floor", std_floor)
+    all_equal = r.max(axis=-1, keepdims=True) == r.min(axis=-1, keepdims=True)  # (..., 1)
     mu = r.mean(axis=-1, keepdims=True)  # (..., 1)
     advantages = r - mu
     if scale:
         sigma = r.std(axis=-1, ddof=ddof, keepdims=True)  # (..., 1)
-        advantages = advantages / (np.maximum(sigma, std_floor) + eps)
-    all_equal = r.max(axis=-1, keepdims=True) == r.min(axis=-1, keepdims=True)
+        advantages = advantages / np.where(all_equal, 1.0, np.maximum(sigma, std_floor) + eps)
     return np.where(all_equal, 0.0, advantages).astype(r.dtype)
 
 
