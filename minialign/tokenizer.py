@@ -138,19 +138,24 @@ class Tokenizer:
         prompts: Sequence[Sequence[int]] | np.ndarray,
         responses: Sequence[Sequence[int]] | np.ndarray,
         pad_to: int | None = None,
+        response_mask: np.ndarray | None = None,
     ) -> SequenceBatch:
         """Join prompt ids (which start with BOS) and response ids into a `SequenceBatch`.
 
-        Each response is cut just after its first END (a sampled policy may keep
-        going after it); PAD tokens in a response are dropped. A response that
-        never emits END is kept as is, without one.
+        Tokens are kept verbatim — a PAD the policy *sampled* is a real token — except
+        that each response is cut just after its first END (whatever follows is not
+        part of it); one that never emits END is kept whole. If ``response_mask``
+        (aligned with ``responses``) is given, only its True positions are kept: use it
+        for right-padded responses that carry no END.
         """
         if len(prompts) != len(responses):
             raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
+        if response_mask is not None:
+            rm = np.asarray(response_mask, dtype=bool)
+            responses = [np.asarray(r)[m] for r, m in zip(responses, rm)]
         seqs, n_prompt = [], []
         for p, r in zip(prompts, responses):
-            p = [int(t) for t in p if t != self.pad_id]
-            r = [int(t) for t in r if t != self.pad_id]
+            p, r = [int(t) for t in p], [int(t) for t in r]
             if self.end_id in r:
                 r = r[: r.index(self.end_id) + 1]
             seqs.append(p + r)

@@ -386,3 +386,39 @@ def test_arithmetic_bad_input():
         ARITH.rewards(np.zeros((2, 5), int), np.zeros((2, 3), int), np.ones((2, 4), bool))
     with pytest.raises(ValueError, match="p_noisy"):
         ARITH.corpus(2, p_noisy=1.5)
+
+
+# ============================================================================ with TinyGPT
+
+
+@pytest.mark.parametrize("task", [SENT, ARITH], ids=["sentiment", "arithmetic"])
+def test_layout_matches_tinygpt_generate(task):
+    """Prompts feed `generate`; its (tokens, response_mask) feed the rewards and `pack`."""
+    from minialign.nn import GPTConfig, TinyGPT, generate, sequence_logprobs
+
+    tok = task.tokenizer
+    model = TinyGPT(GPTConfig(tok.vocab_size, task.block_size, n_layer=1, n_head=2, n_embd=16))
+    rng = np.random.default_rng(0)
+    prompts = task.sample_prompts(6, rng)
+    gen = generate(
+        model, prompts, task.block_size - task.prompt_len, rng=rng,
+        stop_token=tok.end_id, pad_id=tok.pad_id,
+    )  # fmt: skip
+    if task is SENT:
+        r = SENT.true_reward(gen.tokens, gen.response_mask)
+        assert r.shape == (6,) and np.all(r <= 1)
+    else:
+        r_o, r_p = ARITH.rewards(gen.tokens, gen.tokens, gen.response_mask)
+        assert r_o.shape == r_p.shape == (6,)
+    P, T = task.prompt_len, gen.tokens.shape[1]
+    for batch in (  # with the mask, or relying on END (what follows a sampled END is PAD)
+        tok.pack(prompts, gen.tokens[:, P:], task.block_size, gen.response_mask[:, P:]),
+        tok.pack(prompts, gen.tokens[:, P:], task.block_size),
+    ):
+        np.testing.assert_array_equal(batch.ids[:, :T], gen.tokens)
+        np.testing.assert_array_equal(batch.response_mask[:, :T], gen.response_mask)
+        assert not batch.mask[:, T:].any()
+    total = sequence_logprobs(model, batch.ids, batch.response_mask).total.data
+    np.testing.assert_allclose(total, gen.logprobs.sum(1), rtol=1e-4, atol=1e-4)
+    sft = task.corpus(4, rng)
+    assert sequence_logprobs(model, sft.ids, sft.response_mask).total.data.shape == (4,)

@@ -87,11 +87,17 @@ def test_pack_joins_prompt_and_response_and_cuts_after_end():
     assert batch.ids.tolist() == [
         [1, 3, 4, 5, great, end, 0, 0],
         [1, 3, 4, 5, great, awful, 0, 0],  # never ended: kept without END
-        [1, 3, 4, 5, great, end, 0, 0],  # PAD inside a response is dropped
+        [1, 3, 4, 5, pad, great, end, 0],  # a sampled PAD is a real response token
     ]
     assert batch.response_mask.tolist()[0] == [False] * 4 + [True, True, False, False]
+    assert batch.response_mask.tolist()[2] == [False] * 4 + [True, True, True, False]
     assert np.all(batch.response_mask <= batch.mask)
     assert len(batch) == 3
+    # right-padded responses without END: the response mask says where they stop
+    padded = np.array([[great, pad, pad], [great, awful, pad]])
+    batch = word_tok.pack([prompt] * 2, padded, response_mask=padded != pad)
+    assert batch.ids.tolist() == [[1, 3, 4, 5, great, 0], [1, 3, 4, 5, great, awful]]
+    assert batch.mask.sum(1).tolist() == [5, 6]
 
 
 def test_unknown_word_names_the_word():

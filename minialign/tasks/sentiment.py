@@ -195,7 +195,8 @@ class SentimentTask:
 
         $\\beta_{BT} \\to \\infty$ is a perfect annotator, $\\beta_{BT} = 0$ a coin flip.
         Continuations come from the corpus generator, or from
-        ``policy_sampler(prompt_ids (n, P), rng) -> response ids (n, R)`` if given.
+        ``policy_sampler(prompt_ids (n, P), rng)`` if given, returning response ids
+        (n, R) (cut after the first END) or a pair ``(ids, mask)`` (see `Tokenizer.pack`).
         """
         if not beta_bt >= 0:
             raise ValueError(f"beta_bt must be >= 0, got {beta_bt}")
@@ -207,7 +208,9 @@ class SentimentTask:
                 moods = rng.random(n)
                 resp = [tok.encode(self.sample_continuation(rng, m), add_end=True) for m in moods]
             else:
-                resp = np.asarray(policy_sampler(prompts, rng))
+                out = policy_sampler(prompts, rng)
+                resp, mask = out if isinstance(out, tuple) else (out, None)
+                return tok.pack(prompts, np.asarray(resp), self.block_size, mask)
             return tok.pack(prompts, resp, pad_to=self.block_size)
 
         a, b = draw(), draw()
