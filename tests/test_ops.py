@@ -125,3 +125,25 @@ def test_ndarray_on_the_left_dispatches_to_tensor():
     x = ma.tensor(np.ones((2, 2)), requires_grad=True)
     for out in (np.ones(2) + x, np.ones(2) - x, np.eye(2) @ x, np.full(2, 2.0) * x):
         assert isinstance(out, ma.Tensor)
+
+
+# -- conventions exactly at kinks and ties (PyTorch's; the random cases avoid these points) --
+
+KINKS = {
+    # name: (function, input, expected gradient under G = 1)
+    "relu at 0": (ma.relu, [0.0, 1.0], [0.0, 1.0]),
+    "abs at 0": (ma.abs, [0.0, -2.0], [0.0, -1.0]),
+    "clip at bounds": (lambda x: x.clip(-1.0, 1.0), [-1.0, 1.0, 2.0], [1.0, 1.0, 0.0]),
+    "max ties share": (lambda x: x.max(), [3.0, 1.0, 3.0], [0.5, 0.0, 0.5]),
+    "min ties share": (lambda x: x.min(axis=0), [[1.0, 2.0], [1.0, 0.0]], [[0.5, 0], [0.5, 1]]),
+    "maximum tie splits": (lambda x: ma.maximum(x, 1.0), [1.0, 2.0, 0.0], [0.5, 1.0, 0.0]),
+    "minimum tie splits": (lambda x: ma.minimum(x, 1.0), [1.0, 2.0, 0.0], [0.5, 0.0, 1.0]),
+}
+
+
+@pytest.mark.parametrize("name", KINKS)
+def test_gradient_conventions_at_kinks_and_ties(name):
+    f, x, expected = KINKS[name]
+    t = ma.tensor(np.array(x), requires_grad=True)
+    f(t).sum().backward()
+    np.testing.assert_array_equal(t.grad, expected)

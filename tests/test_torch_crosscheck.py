@@ -45,3 +45,22 @@ def test_values_and_gradients_match_torch(case, data):
 
 def test_every_case_except_dropout_is_cross_checked():
     assert {c.name for c in OP_CASES if c.torch is None} == {"dropout"}
+
+
+def test_kink_and_tie_conventions_match_torch():
+    from test_ops import KINKS
+
+    torch_fns = {
+        "relu at 0": torch.relu,
+        "abs at 0": torch.abs,
+        "clip at bounds": lambda x: torch.clamp(x, -1.0, 1.0),
+        "max ties share": torch.amax,
+        "min ties share": lambda x: torch.amin(x, dim=0),
+        "maximum tie splits": lambda x: torch.maximum(x, torch.tensor(1.0, dtype=x.dtype)),
+        "minimum tie splits": lambda x: torch.minimum(x, torch.tensor(1.0, dtype=x.dtype)),
+    }
+    assert set(torch_fns) == set(KINKS)
+    for name, (_, x, expected) in KINKS.items():
+        t = _torch_leaf(np.array(x))
+        torch_fns[name](t).sum().backward()
+        np.testing.assert_array_equal(t.grad.numpy(), expected, err_msg=name)
