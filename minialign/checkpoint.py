@@ -52,9 +52,12 @@ def register_model(name: str, from_config: Callable[[dict], Module]) -> None:
 
 def _registry() -> dict[str, Callable[[dict], Module]]:
     if "TinyGPT" not in _REGISTRY:
+        from .nn.critics import RewardModel, ValueModel
         from .nn.gpt import GPTConfig, TinyGPT
 
         _REGISTRY["TinyGPT"] = lambda cfg: TinyGPT(GPTConfig.from_dict(cfg))
+        _REGISTRY["RewardModel"] = lambda cfg: RewardModel(GPTConfig.from_dict(cfg))
+        _REGISTRY["ValueModel"] = lambda cfg: ValueModel(GPTConfig.from_dict(cfg))
     return _REGISTRY
 
 
@@ -89,6 +92,15 @@ def save(model: Module, path, optimizer=None, extra: dict | None = None) -> Path
     if optimizer is not None:
         arrays.update({_OPTIM + k: np.asarray(v) for k, v in optimizer.state_dict().items()})
 
+    return write_npz_atomic(path, arrays)
+
+
+def write_npz_atomic(path, arrays: dict[str, np.ndarray]) -> Path:
+    """``np.savez`` to a temp file beside ``path``, fsync, then rename over ``path``.
+
+    A crash at any point leaves either the old file or the new one, never half of one.
+    """
+    path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
     try:
         with os.fdopen(fd, "wb") as f:

@@ -1,0 +1,78 @@
+"""Models that output one number instead of a next token: a reward model and a critic.
+
+Both are a `TinyGPT` trunk (usually copied from the reference policy, so they start
+out understanding the language) with a scalar head on its hidden states.
+
+* `RewardModel.score(tokens, response_mask)` is $r_\\phi(x, y)$: the head's value at the
+  **last response token** (the END token when the response ended), one number per row.
+* `ValueModel.values(tokens)` is $V_w(x_t)$ at **every** position (B, T), for PPO's
+  advantages. Its head starts at exactly zero (RLHF_NOTES item 5).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd import Tensor
+from .gpt import GPTConfig, TinyGPT
+from .heads import RewardHead, ValueHead
+from .module import Module
+
+
+def last_response_index(response_mask: np.ndarray) -> np.ndarray:
+    """Column of the last response token in each row, (B,). Every row needs one."""
+    mask = np.asarray(response_mask, dtype=bool)
+    if mask.ndim != 2:
+        raise ValueError(f"response_mask must be (B, T), got shape {mask.shape}")
+    if not mask.any(axis=1).all():
+        empty = np.flatnonzero(~mask.any(axis=1)).tolist()
+        raise ValueError(f"response_mask: rows {empty} have no response token to score")
+    T = mask.shape[1]
+    return T - 1 - np.argmax(mask[:, ::-1], axis=1)  # (B,)
+
+
+class RewardModel(Module):
+    """$r_\\phi(x, y)$: a TinyGPT trunk and a `RewardHead`, read at the last response token."""
+
+    def __init__(self, config: GPTConfig, rng=None):
+        self.config = config
+        self.trunk = TinyGPT(config, rng=rng)
+        self.head = RewardHead(config.n_embd, rng=rng)
+
+    @classmethod
+    def from_policy(cls, policy: TinyGPT, rng=None) -> RewardModel:
+        """A reward model whose trunk starts as a copy of ``policy``'s weights."""
+        model = cls(policy.config, rng=rng)
+        model.trunk.load_state_dict(policy.state_dict())
+        return model
+
+    def forward(self, tokens) -> Tensor:
+        """A reward for every prefix, (B, T)."""
+        return self.head(self.trunk.hidden_states(tokens))
+
+    def score(self, tokens, response_mask) -> Tensor:
+        """$r_\\phi(x, y)$ per row, (B,): the prefix reward at the last response token."""
+        tokens = np.asarray(tokens)
+        last = last_response_index(response_mask)  # (B,)
+        T = int(last.max()) + 1  # nothing after the last scored token matters (causal)
+        rewards = self(tokens[:, :T])  # (B, T)
+        return rewards[np.arange(len(last)), last]  # (B,)
+
+
+class ValueModel(Module):
+    """$V_w(x_t)$: a TinyGPT trunk and a zero-initialised `ValueHead`, one value per position."""
+
+    def __init__(self, config: GPTConfig, rng=None):
+        self.config = config
+        self.trunk = TinyGPT(config, rng=rng)
+        self.head = ValueHead(config.n_embd)
+
+    @classmethod
+    def from_policy(cls, policy: TinyGPT, rng=None) -> ValueModel:
+        model = cls(policy.config, rng=rng)
+        model.trunk.load_state_dict(policy.state_dict())
+        return model
+
+    def forward(self, tokens) -> Tensor:
+        """Values (B, T): ``values[:, t]`` estimates the return after seeing tokens ``<= t``."""
+        return self.head(self.trunk.hidden_states(tokens))
