@@ -1,0 +1,75 @@
+"""Pictures of training: ``plot_history(history, ["loss", "eval_loss"])``.
+
+Accepts a `minialign.train.History`, its ``as_dict()`` form, or a plain
+``{name: [values]}`` dict (then the x axis is the index, or ``d["step"]`` if present).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+
+def _series(history, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, values) of one metric, from any of the accepted history forms."""
+    if hasattr(history, "steps") and callable(history.steps):  # a History
+        return history.steps(key), history[key]
+    if not isinstance(history, Mapping) or key not in history:
+        known = list(history) if isinstance(history, Mapping) else type(history).__name__
+        raise ValueError(f"plot_history: no metric {key!r} in the history (has {known})")
+    value = history[key]
+    if isinstance(value, Mapping):  # History.as_dict() form
+        return np.asarray(value["step"]), np.asarray(value["value"], dtype=float)
+    values = np.asarray(value, dtype=float)
+    steps = np.asarray(history["step"]) if "step" in history else np.arange(len(values))
+    if len(steps) != len(values):
+        steps = np.arange(len(values))
+    return steps, values
+
+
+def plot_history(
+    history,
+    keys: str | Sequence[str] = ("loss",),
+    ax=None,
+    *,
+    title: str | None = None,
+    ylabel: str | None = None,
+    logy: bool = False,
+    smooth: int = 1,
+):
+    """Draw the metrics ``keys`` against the training step on ``ax`` (a new figure if None).
+
+    ``smooth`` > 1 also draws a trailing moving average over that many points (the raw
+    curve is then faded). Returns the axes.
+    """
+    import matplotlib.pyplot as plt
+
+    keys = [keys] if isinstance(keys, str) else list(keys)
+    if not keys:
+        raise ValueError("plot_history: keys is empty; name at least one metric, e.g. 'loss'")
+    if smooth < 1:
+        raise ValueError(f"plot_history: smooth must be >= 1, got {smooth}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.5))
+    for key in keys:
+        steps, values = _series(history, key)
+        if smooth > 1 and len(values) >= smooth:
+            (line,) = ax.plot(steps, values, alpha=0.3)
+            kernel = np.ones(smooth) / smooth
+            ax.plot(
+                steps[smooth - 1 :],
+                np.convolve(values, kernel, "valid"),
+                color=line.get_color(),
+                label=key,
+            )
+        else:
+            ax.plot(steps, values, marker="o" if len(values) < 20 else None, label=key)
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel or (keys[0] if len(keys) == 1 else "value"))
+    ax.set_title(title or ", ".join(keys) + " during training")
+    if logy:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return ax

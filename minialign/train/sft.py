@@ -1,0 +1,190 @@
+r"""Supervised (pre-)training: next-token cross-entropy on plain token arrays.
+
+The model reads tokens $x_{<t}$ and predicts $x_t$; the loss averages over the
+positions whose target is a real token (mask 1), so right-padding never counts:
+
+$$\mathcal L(\theta) = -\frac{1}{\sum_{n,t} m_{n,t}} \sum_{n,t \ge 1} m_{n,t} \log p_\theta(x_{n,t} \mid x_{n,<t})$$
+
+Implementation details (each one a choice worth knowing):
+
+1. Batches are rows drawn uniformly *with replacement* by ``rng.integers``; columns that
+   hold only padding in the whole batch are trimmed before the forward pass.
+2. AdamW with betas (0.9, 0.95) (nanoGPT's) and weight decay on 2-D parameters only
+   (`minialign.optim.param_groups`).
+3. Learning rate: linear warm-up from 0, then cosine decay to ``min_lr_ratio · lr``.
+4. The gradient is clipped to global norm ``grad_clip``; the norm *before* clipping is logged.
+5. A NaN/inf loss or gradient stops training with an error naming the step.
+6. Ctrl-C stops cleanly and returns the history so far (``history.interrupted`` is True).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .. import functional as F
+from ..autograd import get_rng, no_grad
+from ..nn.module import Module
+from ..optim import AdamW, CosineSchedule, Optimizer, clip_grad_norm, param_groups
+from .history import History
+
+
+def unigram_entropy(tokens, mask=None) -> float:
+    r"""Entropy in nats of the token frequencies, $H = -\sum_v \hat p_v \log \hat p_v$.
+
+    This is the loss of the best model that ignores context: a model that has learned
+    the corpus's structure must beat it. Pass ``tokens[:, 1:], mask[:, 1:]`` to compare
+    with the next-token loss, which only scores targets.
+    """
+    tokens = np.asarray(tokens)
+    keep = np.ones(tokens.shape, bool) if mask is None else np.asarray(mask) > 0
+    counts = np.bincount(tokens[keep].ravel())
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * np.log(p)).sum())
+
+
+def _check_tokens(name: str, tokens, mask, model: Module):
+    tokens = np.asarray(tokens)
+    if tokens.ndim != 2 or tokens.shape[1] < 2 or not np.issubdtype(tokens.dtype, np.integer):
+        raise ValueError(
+            f"train_sft: {name} must be an integer array (N, T) with T >= 2, "
+            f"got shape {tokens.shape} dtype {tokens.dtype}"
+        )
+    mask = np.ones(tokens.shape, np.float32) if mask is None else np.asarray(mask, np.float32)
+    if mask.shape != tokens.shape:
+        raise ValueError(f"train_sft: {name} mask shape {mask.shape} != tokens {tokens.shape}")
+    config = getattr(model, "config", None)
+    vocab = getattr(config, "vocab_size", None)
+    if tokens.min() < 0 or (vocab is not None and tokens.max() >= vocab):
+        raise ValueError(
+            f"train_sft: {name} ids must lie in [0, {vocab}), "
+            f"got range [{tokens.min()}, {tokens.max()}]"
+        )
+    block = getattr(config, "block_size", None)
+    if block is not None and tokens.shape[1] - 1 > block:
+        raise ValueError(
+            f"train_sft: {name} has T={tokens.shape[1]}, but the model sees at most "
+            f"block_size={block} inputs (T - 1)"
+        )
+    empty = np.flatnonzero(mask[:, 1:].sum(axis=1) == 0)
+    if empty.size:
+        raise ValueError(
+            f"train_sft: {name} rows {empty[:5].tolist()} have no target token "
+            f"(mask[:, 1:] is all 0); drop them"
+        )
+    return tokens, mask
+
+
+def _batch_loss(model: Module, tokens: np.ndarray, mask: np.ndarray):
+    """Cross-entropy of ``tokens[:, 1:]`` given ``tokens[:, :-1]``, trimming padding columns."""
+    length = int(np.flatnonzero(mask.any(axis=0)).max()) + 1  # last column with a real token
+    tokens, mask = tokens[:, :length], mask[:, :length]
+    logits = model(tokens[:, :-1])  # (B, T-1, V)
+    return F.cross_entropy(logits, tokens[:, 1:], mask[:, 1:])
+
+
+def evaluate_loss(model: Module, tokens, mask=None, batch_size: int = 64) -> float:
+    """Mean next-token loss per target token over a whole set, without gradients."""
+    tokens, mask = _check_tokens("eval_tokens", tokens, mask, model)
+    was_training, total, count = model.training, 0.0, 0.0
+    model.eval()
+    try:
+        with no_grad():
+            for i in range(0, len(tokens), batch_size):
+                m = mask[i : i + batch_size]
+                n = float(m[:, 1:].sum())
+                total += n * float(_batch_loss(model, tokens[i : i + batch_size], m).item())
+                count += n
+    finally:
+        model.train(was_training)
+    return total / count
+
+
+def train_sft(
+    model: Module,
+    tokens,
+    mask=None,
+    *,
+    steps: int = 300,
+    batch_size: int = 16,
+    lr: float = 3e-3,
+    rng: np.random.Generator | int | None = None,
+    warmup: int | None = None,
+    min_lr_ratio: float = 0.1,
+    weight_decay: float = 0.1,
+    grad_clip: float | None = 1.0,
+    eval_tokens=None,
+    eval_mask=None,
+    eval_every: int | None = None,
+    progress: bool = True,
+    log_every: int = 1,
+    optimizer: Optimizer | None = None,
+    start_step: int = 0,
+    end_step: int | None = None,
+) -> History:
+    """Train ``model`` in place on ``tokens`` (N, T) int with ``mask`` (N, T) (1 = real token).
+
+    ``steps`` is the length of the learning-rate schedule (default warm-up: ``steps // 10``).
+    To resume a run, pass the restored ``optimizer`` (see `minialign.checkpoint.load_into`),
+    the generator in the state it had, and ``start_step``; ``end_step`` stops early
+    (default ``steps``). History keys: ``loss``, ``lr``, ``grad_norm``, ``seconds``
+    (wall time since the call began), and ``eval_loss`` when ``eval_tokens`` is given.
+    """
+    tokens, mask = _check_tokens("tokens", tokens, mask, model)
+    if eval_tokens is not None:
+        eval_tokens, eval_mask = _check_tokens("eval_tokens", eval_tokens, eval_mask, model)
+    end_step = steps if end_step is None else end_step
+    if not (steps >= 1 and batch_size >= 1 and log_every >= 1 and 0 <= start_step <= end_step):
+        raise ValueError(
+            f"train_sft: need steps >= 1, batch_size >= 1, log_every >= 1 and "
+            f"0 <= start_step <= end_step, got steps={steps}, batch_size={batch_size}, "
+            f"log_every={log_every}, start_step={start_step}, end_step={end_step}"
+        )
+    rng = np.random.default_rng(rng) if isinstance(rng, (int, np.integer)) else get_rng(rng)
+    warmup = min(steps // 10, 100) if warmup is None else warmup
+    schedule = CosineSchedule(lr, total_steps=steps, warmup_steps=warmup, min_lr=lr * min_lr_ratio)
+    eval_every = eval_every or max(1, steps // 10)
+    params = model.parameters()
+    opt = optimizer or AdamW(param_groups(model, weight_decay), lr=lr, betas=(0.9, 0.95))
+
+    history, start_time = History(), time.perf_counter()
+    bar = tqdm(range(start_step, end_step), desc="sft", disable=not progress)
+    was_training = model.training
+    model.train()
+    step = start_step
+    try:
+        for step in bar:
+            schedule.apply(opt, step)
+            rows = rng.integers(0, len(tokens), size=batch_size)
+            loss = _batch_loss(model, tokens[rows], mask[rows])
+            value = float(loss.item())
+            if not math.isfinite(value):
+                raise FloatingPointError(
+                    f"train_sft: the loss is {value} at step {step} (lr={opt.lr:.3g}); "
+                    f"try a lower lr or check the data"
+                )
+            opt.zero_grad()
+            loss.backward()
+            try:
+                grad_norm = clip_grad_norm(params, grad_clip or math.inf)
+            except ValueError as e:
+                raise FloatingPointError(f"train_sft: step {step}: {e}") from e
+            opt.step()
+
+            last = step == end_step - 1
+            if step % log_every == 0 or last:
+                seconds = time.perf_counter() - start_time
+                history.log(step, loss=value, lr=opt.lr, grad_norm=grad_norm, seconds=seconds)
+                bar.set_postfix(loss=f"{value:.4f}", lr=f"{opt.lr:.2e}", refresh=False)
+            if eval_tokens is not None and ((step + 1) % eval_every == 0 or last):
+                history.log(step, eval_loss=evaluate_loss(model, eval_tokens, eval_mask))
+    except KeyboardInterrupt:
+        history.interrupted = True
+        tqdm.write(f"train_sft: interrupted at step {step}; returning the history so far")
+    finally:
+        bar.close()
+        model.train(was_training)
+    return history
