@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 from minialign import checkpoint
-from minialign.nn import Module, Parameter
-from minialign.nn.gpt import GPTConfig, TinyGPT
+from minialign.nn import GPTConfig, Module, Parameter, TinyGPT
 from minialign.optim import SGD, AdamW
 
 

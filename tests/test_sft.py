@@ -11,8 +11,7 @@ from hypothesis import strategies as st
 
 import minialign.functional as F
 from minialign import checkpoint
-from minialign.nn import Module, Parameter
-from minialign.nn.gpt import GPTConfig, TinyGPT
+from minialign.nn import GPTConfig, Module, Parameter, TinyGPT
 from minialign.optim import AdamW, param_groups
 from minialign.plots import plot_history
 from minialign.train import History, evaluate_loss, train_sft, unigram_entropy
