@@ -15,6 +15,7 @@ Implementation details (each one a choice worth knowing):
 4. The gradient is clipped to global norm ``grad_clip``; the norm *before* clipping is logged.
 5. A NaN/inf loss or gradient stops training with an error naming the step.
 6. Ctrl-C stops cleanly and returns the history so far (``history.interrupted`` is True).
+   (A Ctrl-C that lands inside ``opt.step()`` can leave that one step half applied.)
 """
 
 from __future__ import annotations
