@@ -24,7 +24,7 @@ logp_arrays = st.integers(1, 6).flatmap(
 
 
 def sigmoid(z):
-    return 1 / (1 + np.exp(-z))
+    return np.exp(-np.logaddexp(0.0, -z))  # 1 / (1 + e^{-z}) without overflow
 
 
 @given(st.integers(1, 6), taus, st.floats(-100, 0))

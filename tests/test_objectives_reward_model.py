@@ -12,7 +12,7 @@ from minialign.objectives import bradley_terry_loss, preference_accuracy
 
 
 def sigmoid(z):
-    return 1 / (1 + np.exp(-z))
+    return np.exp(-np.logaddexp(0.0, -z))  # 1 / (1 + e^{-z}) without overflow
 
 
 @given(
