@@ -109,6 +109,7 @@ def test_split_pieces_equal_numpy():
         np.testing.assert_array_equal(p.data, q)
     pieces[1].sum().backward()
     np.testing.assert_array_equal(x.grad, [[0, 1, 1, 0, 0]] * 2)
+    assert [p.shape for p in ma.split(x, 5, axis=-1)] == [(2, 1)] * 5  # equal sections
 
 
 def test_matmul_vector_vector_gives_0d():
