@@ -73,3 +73,77 @@ def plot_history(
     ax.grid(alpha=0.3)
     ax.legend()
     return ax
+
+
+_METHOD_STYLE = {
+    "ppo": ("tab:blue", "o"),
+    "grpo": ("tab:green", "s"),
+    "dpo": ("tab:red", "^"),
+    "best_of_n": ("tab:purple", "D"),
+    "reference": ("black", "*"),
+}
+
+
+def plot_frontier(summary: Sequence[Mapping], ax=None):
+    """True reward against KL(π‖π_ref), one curve per method: the DPO paper's Figure 2 in miniature.
+
+    ``summary`` is a list of records with ``method``, ``kl`` and ``true_reward`` (as written
+    to ``summary.json`` by ``minialign demo``). Returns the axes.
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 4))
+    methods = list(dict.fromkeys(r["method"] for r in summary))
+    for method in methods:
+        runs = sorted((r for r in summary if r["method"] == method), key=lambda r: r["kl"])
+        color, marker = _METHOD_STYLE.get(method, (None, "o"))
+        kl = [r["kl"] for r in runs]
+        reward = [r["true_reward"] for r in runs]
+        style = "" if method == "reference" else "-"
+        ax.plot(kl, reward, style, marker=marker, color=color, label=method, markersize=8)
+    ax.set_xlabel(r"KL($\pi \,\|\, \pi_{\rm ref}$)  (nats per response)")
+    ax.set_ylabel("true reward")
+    ax.set_title("Reward gained against KL spent")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return ax
+
+
+def plot_run_curves(metrics: Sequence[Mapping], keys=("true_reward", "kl", "loss")):
+    """One panel per metric in ``keys``, one line per run, from ``metrics.jsonl`` records
+    (``{"run", "metric", "step", "value"}``). Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    keys = [k for k in keys if any(m["metric"] == k for m in metrics)] or ["loss"]
+    fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.5), squeeze=False)
+    runs = list(dict.fromkeys(m["run"] for m in metrics))
+    for ax, key in zip(axes[0], keys):
+        for run in runs:
+            points = [
+                (m["step"], m["value"]) for m in metrics if m["run"] == run and m["metric"] == key
+            ]
+            if points:
+                steps, values = zip(*points)
+                ax.plot(steps, values, label=run)
+        ax.set_xlabel("step")
+        ax.set_ylabel(key)
+        ax.set_title(f"{key} during training")
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(fig, path) -> None:
+    """Save ``fig`` as a PNG atomically (temp file + rename) and close it."""
+    import os
+    from pathlib import Path
+
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    os.replace(tmp, path)
+    plt.close(fig)

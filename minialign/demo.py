@@ -1,0 +1,200 @@
+"""``minialign demo``: PPO, GRPO, DPO and best-of-n on one task, judged by one yardstick.
+
+The miniature of the DPO paper's Figure 2 (IMDb sentiment, GPT-2): every method starts
+from the same pre-trained reference on the sentiment task, and every result is a point
+(KL to the reference, *true* reward), measured the same way (`evaluate_policy`).
+
+1. Preference pairs are labelled by a Bradley–Terry annotator on the true reward.
+2. A reward model (the *proxy*) is trained on them; its held-out accuracy is reported.
+3. PPO and GRPO maximise the proxy at three KL strengths $\\beta$; DPO learns from the
+   pairs directly at three temperatures $\\tau$ (the paper's $\\beta = 1/\\tau$);
+   best-of-n picks the proxy's favourite of n reference samples.
+4. ``summary.json`` (one record per run), ``metrics.jsonl`` (every logged metric),
+   ``frontier.png`` (true reward against KL) and ``curves.png`` go to the run directory.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import plots
+from .nn import RewardModel
+from .pretrained import load_reference, make_task, single_thread_blas
+from .train.best_of_n import best_of_n
+from .train.common import evaluate_policy
+from .train.dpo import train_dpo
+from .train.grpo import train_grpo
+from .train.ppo import train_ppo
+from .train.reward_model import reward_fn, train_reward_model
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """Sizes of every stage. ``DemoConfig.quick()`` is the < 45 s version."""
+
+    n_pairs: int = 2000
+    n_eval_pairs: int = 400
+    n_eval_prompts: int = 256
+    beta_bt: float = 8.0
+    rm_steps: int = 300
+    ppo_iterations: int = 40
+    ppo_betas: tuple[float, ...] = (0.02, 0.1, 0.4)
+    grpo_iterations: int = 40
+    grpo_betas: tuple[float, ...] = (0.02, 0.1, 0.4)
+    group_size: int = 8
+    dpo_steps: int = 200
+    dpo_taus: tuple[float, ...] = (0.5, 2.0, 8.0)
+    bon_ns: tuple[int, ...] = (2, 4, 16)
+    batch_size: int = 64
+    lr: float = 1e-3
+
+    @classmethod
+    def quick(cls) -> DemoConfig:
+        return cls(n_pairs=1000, n_eval_pairs=200, n_eval_prompts=128, rm_steps=120,
+                   ppo_iterations=12, grpo_iterations=12, dpo_steps=60, batch_size=48)  # fmt: skip
+
+
+def _trainable_copy(reference):
+    return copy.deepcopy(reference).train().requires_grad_(True)
+
+
+def run_demo(out_dir, config: DemoConfig | None = None, seed: int = 0, progress: bool = True,
+             log=print) -> list[dict]:  # fmt: skip
+    """Run every method, write the run directory, return the summary records."""
+    config = config or DemoConfig()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    task, reference = make_task("sentiment"), load_reference("sentiment")
+    tok = task.tokenizer
+    gen_kw = dict(max_new_tokens=task.block_size - task.prompt_len, stop_token=tok.end_id,
+                  pad_id=tok.pad_id)  # fmt: skip
+    rng = np.random.default_rng(seed)
+    eval_prompts = task.sample_prompts(config.n_eval_prompts, np.random.default_rng(seed + 1))
+    records, metrics = [], []
+
+    def evaluate(policy, proxy=None) -> dict:
+        # The same prompts and the same sampling seed for every method: one yardstick.
+        return evaluate_policy(policy, reference, eval_prompts, task.true_reward, **gen_kw,
+                               rng=np.random.default_rng(seed + 2), reward_model=proxy)  # fmt: skip
+
+    def record(method, run, seconds, result, **knobs):
+        rec = dict(method=method, run=run, **knobs, seconds=round(seconds, 2), **result)
+        records.append(rec)
+        log(_row(rec))
+
+    def keep_history(run, history):
+        for key, series in history.as_dict().items():
+            for step, value in zip(series["step"], series["value"]):
+                metrics.append({"run": run, "metric": key, "step": step, "value": value})
+        return history.interrupted
+
+    with single_thread_blas():
+        log(_header())
+        record("reference", "reference", 0.0, evaluate(reference))
+
+        t0 = time.perf_counter()
+        pairs = task.make_preference_pairs(config.n_pairs, rng, beta_bt=config.beta_bt)
+        eval_pairs = task.make_preference_pairs(config.n_eval_pairs, rng, beta_bt=config.beta_bt)
+        rm = RewardModel.from_policy(reference, rng=rng)
+        history = train_reward_model(rm, pairs, eval_pairs=eval_pairs, steps=config.rm_steps,
+                                     batch_size=config.batch_size, lr=config.lr, rng=rng,
+                                     progress=progress)  # fmt: skip
+        proxy = reward_fn(rm)
+        accuracy = history.last("eval_accuracy") if "eval_accuracy" in history else float("nan")
+        log(f"reward model: held-out preference accuracy {accuracy:.3f}")
+        interrupted = keep_history("reward_model", history)
+        records[0].update(evaluate(reference, proxy), preference_accuracy=accuracy)
+        t_rm = time.perf_counter() - t0
+
+        runs = [("ppo", b) for b in config.ppo_betas] + [("grpo", b) for b in config.grpo_betas]
+        runs += [("dpo", t) for t in config.dpo_taus]
+        for method, knob in runs:
+            if interrupted:
+                break
+            name, t0 = f"{method}-{knob:g}", time.perf_counter()
+            policy = _trainable_copy(reference)
+            if method == "ppo":
+                history = train_ppo(policy, reference, proxy, task.sample_prompts, **gen_kw,
+                                    iterations=config.ppo_iterations, batch_size=config.batch_size,
+                                    minibatch_size=config.batch_size // 2, beta=knob,
+                                    lr=config.lr, rng=rng, progress=progress)  # fmt: skip
+                knobs = dict(beta=knob)
+            elif method == "grpo":
+                n_prompts = max(1, config.batch_size // config.group_size)
+                history = train_grpo(policy, reference, proxy, task.sample_prompts, **gen_kw,
+                                     group_size=config.group_size, prompts_per_iteration=n_prompts,
+                                     iterations=config.grpo_iterations, beta=knob, lr=config.lr,
+                                     rng=rng, progress=progress)  # fmt: skip
+                knobs = dict(beta=knob)
+            else:
+                history = train_dpo(policy, reference, pairs, tau=knob, steps=config.dpo_steps,
+                                    batch_size=config.batch_size, lr=config.lr, rng=rng,
+                                    progress=progress)  # fmt: skip
+                knobs = dict(tau=knob, beta=1.0 / knob)
+            interrupted = keep_history(name, history)
+            seconds = time.perf_counter() - t0
+            record(method, name, seconds, evaluate(policy, proxy), **knobs)
+
+        for n in config.bon_ns if not interrupted else ():
+            t0 = time.perf_counter()
+            _, result = best_of_n(reference, proxy, eval_prompts, n, **gen_kw,
+                                  rng=np.random.default_rng(seed + 2), true_reward=task.true_reward)  # fmt: skip
+            keep = {
+                k: result[k] for k in ("true_reward", "kl", "proxy_reward", "length") if k in result
+            }
+            record("best_of_n", f"best_of_n-{n}", time.perf_counter() - t0, keep, n=n)
+
+    records[0]["seconds"] = round(t_rm, 2)  # the reference's cost: training the reward model
+    write_run(out_dir, records, metrics, config=asdict(config), seed=seed)
+    return records
+
+
+# -- the run directory -------------------------------------------------------------
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_run(out_dir: Path, records: list[dict], metrics: list[dict], **meta) -> None:
+    """summary.json, metrics.jsonl, config.json, frontier.png and curves.png, each atomically."""
+    _write_text_atomic(out_dir / "summary.json", json.dumps(records, indent=2) + "\n")
+    _write_text_atomic(out_dir / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in metrics))
+    _write_text_atomic(out_dir / "config.json", json.dumps(meta, indent=2) + "\n")
+    draw_run(out_dir)
+
+
+def draw_run(out_dir) -> None:
+    """(Re)draw frontier.png and curves.png from a run directory's JSON files."""
+    out_dir = Path(out_dir)
+    summary = json.loads((out_dir / "summary.json").read_text())
+    lines = (out_dir / "metrics.jsonl").read_text().splitlines()
+    metrics = [json.loads(line) for line in lines if line.strip()]
+    plots.save_figure(plots.plot_frontier(summary).figure, out_dir / "frontier.png")
+    plots.save_figure(plots.plot_run_curves(metrics), out_dir / "curves.png")
+
+
+_COLUMNS = [("method", 10, "s"), ("beta", 6, ".3g"), ("tau", 5, ".3g"), ("n", 3, "d"),
+            ("true_reward", 11, ".3f"), ("kl", 7, ".3f"), ("proxy_reward", 12, ".3f"),
+            ("preference_accuracy", 19, ".3f"), ("seconds", 7, ".1f")]  # fmt: skip
+
+
+def _header() -> str:
+    return "  ".join(f"{name:>{width}}" for name, width, _ in _COLUMNS)
+
+
+def _row(rec: dict) -> str:
+    cells = []
+    for name, width, fmt in _COLUMNS:
+        value = rec.get(name)
+        cells.append(f"{value:>{width}{fmt}}" if value is not None else " " * (width - 1) + "-")
+    return "  ".join(cells)
