@@ -8,9 +8,17 @@ Profiles (choose with HYPOTHESIS_PROFILE=ci|dev|thorough; CI=true selects ``ci``
 
 import os
 
-import numpy as np
-import pytest
-from hypothesis import HealthCheck, settings
+# Tiny matrices run fastest (and sum in one fixed order) on one BLAS thread. The variable
+# reaches notebook kernels started by nbmake; threadpoolctl covers this process, where
+# NumPy may already be loaded.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+threadpool_limits(limits=1, user_api="blas")
 
 _common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("ci", derandomize=True, max_examples=40, print_blob=True, **_common)
