@@ -1,0 +1,208 @@
+"""PPO loop: it raises the true reward, β trades reward for KL, runs repeat and resume bitwise.
+
+The reference is a tiny sentiment TinyGPT pre-trained here (~2 s) so that the
+thresholds below do not depend on a shipped file that may be rebuilt.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+from minialign.nn import GPTConfig, TinyGPT, ValueModel
+from minialign.tasks import SentimentTask
+from minialign.train.common import evaluate_policy
+from minialign.train.ppo import ppo_targets, train_ppo
+from minialign.train.sft import train_sft
+
+
+@pytest.fixture(scope="module")
+def setup():
+    task = SentimentTask()
+    rng = np.random.default_rng(0)
+    corpus = task.corpus(2000, rng)
+    config = GPTConfig(task.tokenizer.vocab_size, task.block_size, n_layer=2, n_head=2, n_embd=32)
+    reference = TinyGPT(config, rng=rng)
+    train_sft(reference, corpus.ids, corpus.mask, steps=300, batch_size=32, lr=3e-3, rng=rng,
+              progress=False)  # fmt: skip
+    reference.eval().requires_grad_(False)
+    tok = task.tokenizer
+    kw = dict(stop_token=tok.end_id, pad_id=tok.pad_id, max_new_tokens=10)
+    return task, reference, kw
+
+
+def fresh_policy(reference):
+    return copy.deepcopy(reference).requires_grad_(True)
+
+
+def run(setup, policy=None, **options):
+    task, reference, kw = setup
+    policy = fresh_policy(reference) if policy is None else policy
+    args = dict(iterations=3, batch_size=16, minibatch_size=8, rng=0, progress=False)
+    history = train_ppo(policy, reference, task.true_reward, task.sample_prompts,
+                        **kw, **{**args, **options})  # fmt: skip
+    return policy, history
+
+
+def true_reward_and_kl(setup, policy) -> tuple[float, float]:
+    task, reference, kw = setup
+    prompts = task.sample_prompts(300, np.random.default_rng(123))  # held out: own generator
+    out = evaluate_policy(policy, reference, prompts, task.true_reward, rng=np.random.default_rng(7),
+                          **kw)  # fmt: skip
+    return out["true_reward"], out["kl"]
+
+
+def same_run(a, b):
+    (pa, ha), (pb, hb) = a, b
+    for (name, x), y in zip(pa.named_parameters(), pb.parameters()):
+        np.testing.assert_array_equal(x.data, y.data, err_msg=name)
+    assert ha.keys() == hb.keys()
+    for key in ha.keys():
+        if key != "seconds":
+            np.testing.assert_array_equal(ha[key], hb[key], err_msg=key)
+            np.testing.assert_array_equal(ha.steps(key), hb.steps(key), err_msg=key)
+
+
+def test_ppo_raises_the_true_reward(setup):
+    before, kl_before = true_reward_and_kl(setup, setup[1])
+    policy, history = run(setup, iterations=25, batch_size=32, minibatch_size=16)
+    after, kl_after = true_reward_and_kl(setup, policy)
+    assert abs(kl_before) < 1e-4  # the reference against itself
+    assert after > before + 0.3, (before, after)
+    assert kl_after > 0.1
+    assert history["reward"][-5:].mean() > history["reward"][:5].mean() + 0.2
+    for key in ("loss", "policy_loss", "value_loss", "reward", "kl", "beta", "clip_fraction",
+                "approx_kl", "entropy", "length", "seconds", "advantage_std", "epochs_run"):  # fmt: skip
+        assert len(history[key]) == 25 and np.isfinite(history[key]).all(), key
+    np.testing.assert_array_equal(history.steps("loss"), np.arange(25))
+
+
+def test_larger_beta_gives_smaller_kl(setup):
+    kls = []
+    for beta in (0.0, 0.3, 3.0):
+        policy, history = run(setup, iterations=15, batch_size=32, minibatch_size=16, beta=beta)
+        kls.append(history["kl"][-5:].mean())
+    assert kls[0] > kls[1] > kls[2], kls
+
+
+def test_runs_are_bitwise_repeatable(setup):
+    same_run(run(setup), run(setup))
+
+
+def test_different_seeds_differ(setup):
+    (_, a), (_, b) = run(setup, iterations=1), run(setup, iterations=1, rng=1)
+    assert a["reward"][0] != b["reward"][0]
+
+
+def test_resume_equals_uninterrupted(setup, tmp_path):
+    path = tmp_path / "ppo_run.npz"
+    options = dict(iterations=4, adaptive_kl_target=0.5, kl_horizon=50)
+    uninterrupted = run(setup, **options)
+    calls = []
+
+    def stop_on_third_call(tokens, mask):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return setup[0].true_reward(tokens, mask)
+
+    task, reference, kw = setup
+    first = fresh_policy(reference)
+    history = train_ppo(first, reference, stop_on_third_call, task.sample_prompts, **kw,
+                        batch_size=16, minibatch_size=8, rng=0, progress=False,
+                        checkpoint_path=path, checkpoint_every=2, **options)  # fmt: skip
+    assert history.interrupted and len(history["loss"]) == 2
+    resumed = run(setup, checkpoint_path=path, resume=True, **options)
+    same_run(uninterrupted, resumed)
+    assert len(set(uninterrupted[1]["beta"])) > 1  # the adaptive β was restored, not reset
+
+
+def test_nan_reward_raises_naming_the_iteration(setup):
+    task, reference, kw = setup
+    calls = []
+
+    def nan_on_third_call(tokens, mask):
+        calls.append(1)
+        r = task.true_reward(tokens, mask)
+        return r * np.nan if len(calls) == 3 else r
+
+    with pytest.raises(FloatingPointError, match="iteration 2"):
+        train_ppo(fresh_policy(reference), reference, nan_on_third_call, task.sample_prompts,
+                  **kw, iterations=4, batch_size=8, minibatch_size=8, rng=0, progress=False)  # fmt: skip
+
+
+def test_adaptive_beta_follows_ziegler(setup):
+    beta0, horizon, B, target = 0.1, 100.0, 16, 0.05
+    _, history = run(setup, iterations=4, beta=beta0, adaptive_kl_target=target, kl_horizon=horizon)
+    beta, kl = history["beta"], history["kl"]
+    error = np.clip(kl / target - 1, -0.2, 0.2)
+    np.testing.assert_allclose(beta[1:], beta[:-1] * (1 + error[:-1] * B / horizon), rtol=1e-12)
+    assert beta[0] == beta0 and len(set(beta)) == 4
+    _, history = run(setup, iterations=2, beta=beta0)  # no target: β is constant
+    np.testing.assert_array_equal(history["beta"], [beta0, beta0])
+
+
+def test_target_kl_stops_the_epochs_early(setup):
+    reference = setup[1]
+    policy, history = run(setup, iterations=1, epochs=4, lr=1e-2, target_kl=1e-6)
+    assert history["epochs_run"][0] == 0  # the second minibatch already moved too far
+    assert any(
+        (p.data != q.data).any() for p, q in zip(policy.parameters(), reference.parameters())
+    )
+    _, history = run(setup, iterations=1, epochs=4)
+    assert history["epochs_run"][0] == 4
+
+
+def test_first_minibatch_starts_at_ratio_one(setup):
+    """One epoch of one minibatch: logp_new equals the rollout's logp_old, nothing is clipped."""
+    _, history = run(setup, iterations=2, epochs=1, minibatch_size=16)
+    np.testing.assert_array_equal(history["clip_fraction"], 0.0)
+    assert (history["approx_kl"] < 1e-9).all()
+
+
+def test_ppo_targets_align_rewards_values_and_advantages():
+    """γ = λ = 1: Â at response column j is score − β Σ_{k≥j} k1_k − V(s_j); 0 on the prompt."""
+    rng = np.random.default_rng(0)
+    B, T, P, beta = 3, 8, 3, 0.1
+    lengths = np.array([1, 3, 5])  # response tokens per row (END included)
+    mask = np.zeros((B, T - 1), bool)
+    for b, n in enumerate(lengths):
+        mask[b, P - 1 : P - 1 + n] = True
+    logp_old = rng.normal(size=(B, T - 1)).astype(np.float32) * mask
+    logp_ref = rng.normal(size=(B, T - 1)).astype(np.float32) * mask
+    values = rng.normal(size=(B, T - 1)).astype(np.float32) * mask
+    scores = rng.normal(size=B)
+    rewards, adv, ret = ppo_targets(scores, logp_old, logp_ref, values, mask, P, beta, 1.0, 1.0)
+    k1 = (logp_old - logp_ref) * mask
+    expected = (scores[:, None] - beta * np.cumsum(k1[:, ::-1], axis=1)[:, ::-1] - values) * mask
+    np.testing.assert_allclose(adv, expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ret, (adv + values) * mask, rtol=1e-6)
+    last = P - 2 + lengths  # column of each row's last response token
+    np.testing.assert_allclose(rewards[np.arange(B), last], scores - beta * k1[np.arange(B), last],
+                               rtol=1e-5)  # fmt: skip
+    assert (rewards[:, : P - 1] == 0).all() and (adv[~mask] == 0).all()
+
+
+def test_value_model_is_trained_and_reference_is_not(setup):
+    task, reference, kw = setup
+    state = {k: v.copy() for k, v in reference.state_dict().items()}
+    value_model = ValueModel.from_policy(reference)
+    head = value_model.head.state_dict()
+    run(setup, iterations=2, value_model=value_model)
+    changed = [not np.array_equal(v, value_model.head.state_dict()[k]) for k, v in head.items()]
+    assert any(changed)
+    for k, v in reference.state_dict().items():
+        np.testing.assert_array_equal(v, state[k])
+
+
+def test_bad_arguments(setup):
+    task, reference, kw = setup
+    with pytest.raises(ValueError, match="same object"):
+        train_ppo(reference, reference, task.true_reward, task.sample_prompts, **kw)
+    with pytest.raises(ValueError, match="pad_id"):
+        train_ppo(fresh_policy(reference), reference, task.true_reward, task.sample_prompts,
+                  **{**kw, "pad_id": kw["stop_token"]})  # fmt: skip
+    with pytest.raises(ValueError, match="batch_size"):
+        run(setup, batch_size=0)
