@@ -272,3 +272,54 @@ def test_init_std_follows_gpt2():
     assert abs(mlp.fc.weight.data.std() - 0.02) < 0.001
     assert abs(mlp.proj.weight.data.std() - 0.005) < 0.0003
     assert np.all(mlp.fc.bias.data == 0) and mlp.fc.weight.dtype == np.float32
+
+
+# ---------------------------------------------------------------------------
+# The packed attention and the fused linear that the layers use
+# ---------------------------------------------------------------------------
+
+
+@settings(max_examples=15)
+@given(st.integers(1, 3), st.integers(1, 5), st.sampled_from([(1, 2), (2, 2), (3, 1)]), seeds)
+def test_packed_self_attention_equals_split_heads_composite(B, T, heads, seed):
+    nh, hs = heads
+    qkv = np.random.default_rng(seed).normal(size=(B, T, 3 * nh * hs))
+    a, b = ma.tensor(qkv, requires_grad=True), ma.tensor(qkv, requires_grad=True)
+    fused = F.causal_self_attention(a, nh)
+    parts = b.reshape(B, T, 3, nh, hs).transpose(2, 0, 3, 1, 4)  # (3, B, nh, T, hs)
+    y = causal_attention_reference(parts[0], parts[1], parts[2])  # (B, nh, T, hs)
+    composite = y.transpose(0, 2, 1, 3).reshape(B, T, nh * hs)
+    np.testing.assert_allclose(fused.data, composite.data, rtol=1e-10, atol=1e-12)
+    G = np.random.default_rng(seed + 1).normal(size=fused.shape)
+    fused.backward(G)
+    composite.backward(G)
+    np.testing.assert_allclose(a.grad, b.grad, rtol=1e-9, atol=1e-11)
+    assert gradcheck(lambda x: F.causal_self_attention(x, nh), [qkv[:1, :3]])
+
+
+@given(st.lists(st.integers(1, 3), max_size=2), st.integers(1, 4), st.integers(1, 4), seeds,
+       st.booleans())  # fmt: skip
+def test_fused_linear_equals_matmul_plus_bias(lead, n_in, n_out, seed, with_bias):
+    r = np.random.default_rng(seed)
+    x, w, b = r.normal(size=(*lead, n_in)), r.normal(size=(n_in, n_out)), r.normal(size=n_out)
+    inputs = [x, w, b] if with_bias else [x, w]
+    fused = [ma.tensor(a, requires_grad=True) for a in inputs]
+    comp = [ma.tensor(a, requires_grad=True) for a in inputs]
+    out_f = F.linear(*fused)
+    out_c = comp[0] @ comp[1] + comp[2] if with_bias else comp[0] @ comp[1]
+    np.testing.assert_allclose(out_f.data, out_c.data, rtol=1e-12)
+    G = r.normal(size=out_f.shape)
+    out_f.backward(G)
+    out_c.backward(G)
+    for p, q in zip(fused, comp):
+        np.testing.assert_allclose(p.grad, q.grad, rtol=1e-10, atol=1e-12)
+    assert gradcheck(F.linear, inputs)
+
+
+def test_fused_ops_reject_bad_shapes():
+    with pytest.raises(ValueError, match="weight"):
+        F.linear(np.zeros((2, 3)), np.zeros((4, 5)))
+    with pytest.raises(ValueError, match="bias"):
+        F.linear(np.zeros((2, 3)), np.zeros((3, 5)), np.zeros(4))
+    with pytest.raises(ValueError, match="n_head"):
+        F.causal_self_attention(np.zeros((2, 3, 9)), 2)

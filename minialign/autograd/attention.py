@@ -32,7 +32,7 @@ import numpy as np
 
 from .engine import Tensor, as_tensor, make_result
 
-__all__ = ["causal_attention", "causal_attention_reference"]
+__all__ = ["causal_attention", "causal_self_attention", "causal_attention_reference"]
 
 
 @lru_cache(maxsize=64)
@@ -63,6 +63,37 @@ def _check(q: Tensor, k: Tensor, v: Tensor) -> None:
         )
 
 
+def _forward(q: np.ndarray, k: np.ndarray, v: np.ndarray):
+    """Return ``O`` (..., T_q, hs) and the weights transposed, ``Pt`` (..., T_k, T_q).
+
+    We build $S^\\top = K Q^\\top$ rather than $S$: the softmax then reduces over axis -2,
+    which NumPy vectorises across the contiguous last axis (a row-wise max over a
+    short last axis is ~2x slower). ``Pt.swapaxes(-1, -2)`` is $P$, a free view.
+    """
+    T_q, T_k, hs = q.shape[-2], k.shape[-2], q.shape[-1]
+    scale = q.dtype.type(1.0 / np.sqrt(hs))  # a dtype scalar: no float64 upcast of float32
+    Pt = k @ np.swapaxes(q, -1, -2)  # (..., T_k, T_q) = S^T before scaling
+    Pt *= scale
+    Pt += _causal_bias(T_q, T_k, q.dtype).T  # -inf where key j is in query i's future
+    Pt -= Pt.max(axis=-2, keepdims=True)  # column max is finite: key 0 is never masked
+    np.exp(Pt, out=Pt)
+    Pt /= Pt.sum(axis=-2, keepdims=True)  # each column (one query) sums to 1
+    O = np.swapaxes(Pt, -1, -2) @ v  # (..., T_q, hs)
+    return O, Pt, scale
+
+
+def _backward(gO, O, Pt, q, k, v, scale):
+    """dQ, dK, dV from dO, following the module docstring (with $P^\\top$ stored)."""
+    gV = Pt @ gO  # (..., T_k, hs) = P^T dO
+    gSt = v @ np.swapaxes(gO, -1, -2)  # (..., T_k, T_q) = (dO V^T)^T = dP^T
+    gSt -= np.swapaxes((gO * O).sum(axis=-1, keepdims=True), -1, -2)  # minus delta_i
+    gSt *= Pt  # dS^T
+    gSt *= scale  # fold s in once, for both dQ and dK
+    gQ = np.swapaxes(gSt, -1, -2) @ k  # (..., T_q, hs) = s dS K
+    gK = gSt @ q  # (..., T_k, hs) = s dS^T Q
+    return gQ, gK, gV
+
+
 def causal_attention(q, k, v) -> Tensor:
     """Causal scaled dot-product attention, fused.
 
@@ -71,29 +102,49 @@ def causal_attention(q, k, v) -> Tensor:
     """
     q, k, v = as_tensor(q), as_tensor(k), as_tensor(v)
     _check(q, k, v)
-    T_q, T_k, hs = q.shape[-2], k.shape[-2], q.shape[-1]
     dtype = np.result_type(q.dtype, k.dtype, v.dtype)
-    scale = dtype.type(1.0 / np.sqrt(hs))  # a dtype scalar: no float64 upcast of float32 data
-
-    P = q.data @ np.swapaxes(k.data, -1, -2)  # (..., T_q, T_k)
-    P *= scale
-    P += _causal_bias(T_q, T_k, dtype)
-    P -= P.max(axis=-1, keepdims=True)  # row max is finite: key 0 is never masked
-    np.exp(P, out=P)
-    P /= P.sum(axis=-1, keepdims=True)  # now the attention weights, rows sum to 1
-    O = P @ v.data  # (..., T_q, hs)
+    qd, kd, vd = (t.data.astype(dtype, copy=False) for t in (q, k, v))
+    O, Pt, scale = _forward(qd, kd, vd)
 
     def backward(gO):
-        gV = np.swapaxes(P, -1, -2) @ gO if v.requires_grad else None  # (..., T_k, hs)
-        gS = gO @ np.swapaxes(v.data, -1, -2)  # (..., T_q, T_k), this is dL/dP for now
-        gS -= (gO * O).sum(axis=-1, keepdims=True)  # minus delta_i
-        gS *= P  # dL/dS
-        gS *= scale  # fold s into dS once, for both dQ and dK
-        gQ = gS @ k.data if q.requires_grad else None  # (..., T_q, hs)
-        gK = np.swapaxes(gS, -1, -2) @ q.data if k.requires_grad else None  # (..., T_k, hs)
-        return gQ, gK, gV
+        return _backward(gO, O, Pt, qd, kd, vd, scale)
 
     return make_result(O, (q, k, v), backward, "causal_attention")
+
+
+def causal_self_attention(qkv, n_head: int) -> Tensor:
+    """`causal_attention` on packed projections, with the head split and merge inside.
+
+    ``qkv`` (B, T, 3C) holds $[Q \\mid K \\mid V]$ for all heads, as one Linear makes it;
+    returns the heads concatenated, (B, T, C). The same maths as splitting ``qkv`` into
+    (B, nh, T, hs) tensors with reshape/transpose/index ops and calling
+    `causal_attention`, but one graph node instead of eight, and no zero-filled
+    scatter of each piece's gradient back into a (B, T, 3C) array.
+    """
+    qkv = as_tensor(qkv)
+    if qkv.ndim != 3 or qkv.shape[-1] % (3 * n_head):
+        raise ValueError(
+            f"causal_self_attention: qkv must be (B, T, 3C) with C divisible by n_head="
+            f"{n_head}, got shape {qkv.shape}"
+        )
+    B, T, C3 = qkv.shape
+    hs = C3 // (3 * n_head)
+    heads = qkv.data.reshape(B, T, 3, n_head, hs).transpose(2, 0, 3, 1, 4)  # (3, B, nh, T, hs)
+    heads = np.ascontiguousarray(heads)  # one copy; each of q, k, v is then contiguous
+    q, k, v = heads  # each (B, nh, T, hs)
+    O, Pt, scale = _forward(q, k, v)
+    out = O.transpose(0, 2, 1, 3).reshape(B, T, C3 // 3)  # (B, T, nh, hs) -> (B, T, C)
+
+    def backward(g):
+        gO = np.ascontiguousarray(
+            g.reshape(B, T, n_head, hs).transpose(0, 2, 1, 3)
+        )  # (B, nh, T, hs)
+        grads = np.stack(_backward(gO, O, Pt, q, k, v, scale))  # (3, B, nh, T, hs)
+        return (
+            grads.transpose(1, 3, 0, 2, 4).reshape(B, T, C3),
+        )  # (B, T, 3, nh, hs) -> (B, T, 3C)
+
+    return make_result(out, (qkv,), backward, "causal_self_attention")
 
 
 def causal_attention_reference(q, k, v) -> Tensor:

@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from .attention import causal_attention
+from .attention import causal_attention, causal_self_attention
 from .engine import Tensor, as_tensor, get_rng, make_result
+from .linear import linear
 from .ops import exp, log, maximum, minimum, relu, sqrt, tanh, where
 from .token_logprobs import token_logprobs
 
 __all__ = [
     "softmax", "log_softmax", "logsumexp", "sigmoid", "logsigmoid", "softplus",
     "cross_entropy", "gelu", "layer_norm", "embedding", "dropout",
-    "causal_attention", "token_logprobs",
+    "causal_attention", "causal_self_attention", "linear", "token_logprobs",
     # plain ops, re-exported for convenience
     "exp", "log", "maximum", "minimum", "relu", "sqrt", "tanh", "where",
 ]  # fmt: skip
@@ -167,12 +168,30 @@ def gelu(x) -> Tensor:
     $\\bar x = \\bar y \\big[\\tfrac12 (1 + \\tanh u) + \\tfrac12 x (1 - \\tanh^2 u)\\sqrt{2/\\pi}(1 + 3 \\cdot 0.044715 x^2)\\big]$."""
     x = as_tensor(x)
     c = x.data.dtype.type(_GELU_C) if np.issubdtype(x.dtype, np.floating) else _GELU_C
-    t = np.tanh(c * (x.data + 0.044715 * x.data**3))
-    y = 0.5 * x.data * (1 + t)
+    xd = x.data if np.issubdtype(x.dtype, np.floating) else x.data.astype(np.float64)
+    t = np.multiply(xd, xd, out=np.empty_like(xd))  # x*x, not x**3: float32 ** calls powf
+    t *= 0.044715
+    t += 1
+    t *= xd
+    t *= c  # u = c x (1 + 0.044715 x^2)
+    np.tanh(t, out=t)  # t = tanh u
+    y = t + 1
+    y *= xd
+    y *= 0.5
 
     def backward(g):
-        du = c * (1 + 3 * 0.044715 * x.data**2)
-        return (g * (0.5 * (1 + t) + 0.5 * x.data * (1 - t * t) * du),)
+        du = xd * xd
+        du *= 3 * 0.044715
+        du += 1
+        du *= c  # du/dx
+        grad = 1 - t * t
+        grad *= xd
+        grad *= du
+        grad += t
+        grad += 1
+        grad *= 0.5
+        grad *= g
+        return (grad,)
 
     return make_result(y, (x,), backward, "gelu")
 

@@ -41,8 +41,7 @@ class Linear(Module):
         self.bias = Parameter(np.zeros(out_features)) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
-        y = x @ self.weight  # (..., out): the batch axes fold into one 2-D product
-        return y + self.bias if self.bias is not None else y
+        return F.linear(x, self.weight, self.bias)  # (..., out), one fused node
 
 
 class Embedding(Module):
@@ -99,13 +98,14 @@ class CausalSelfAttention(Module):
         self.proj = Linear(n_embd, n_embd, rng=rng, std=proj_std)
 
     def forward(self, x: Tensor, cache=None, layer: int = 0) -> Tensor:
-        B, T, C = x.shape
+        qkv = self.qkv(x)  # (B, T, 3C)
+        if cache is None:  # training and scoring: split, attend and merge in one fused node
+            return self.proj(F.causal_self_attention(qkv, self.n_head))
+        B, T, C = x.shape  # sampling: the same steps spelled out, around the cache
         nh, hs = self.n_head, C // self.n_head
-        qkv = self.qkv(x).reshape(B, T, 3, nh, hs)  # (B, T, 3, nh, hs)
-        qkv = qkv.transpose(2, 0, 3, 1, 4)  # (3, B, nh, T, hs)
+        qkv = qkv.reshape(B, T, 3, nh, hs).transpose(2, 0, 3, 1, 4)  # (3, B, nh, T, hs)
         q, k, v = qkv[0], qkv[1], qkv[2]  # each (B, nh, T, hs)
-        if cache is not None:
-            k, v = cache.append(layer, k.data, v.data)  # each (B, nh, T_past + T, hs)
+        k, v = cache.append(layer, k.data, v.data)  # each (B, nh, T_past + T, hs)
         y = F.causal_attention(q, k, v)  # (B, nh, T, hs)
         y = y.transpose(0, 2, 1, 3).reshape(B, T, C)  # (B, T, nh, hs) -> (B, T, C)
         return self.proj(y)
