@@ -1,0 +1,161 @@
+"""Reward-model training: it learns the sentiment annotator up to the annotator's own noise."""
+
+import numpy as np
+import pytest
+from sentiment_fixture import TASK, sentiment_reference
+
+from minialign.autograd import is_grad_enabled
+from minialign.nn import RewardModel
+from minialign.train.reward_model import (
+    bayes_accuracy,
+    evaluate_reward_model,
+    reward_fn,
+    train_reward_model,
+)
+
+BETA_BT = 10.0  # annotator sharpness: Bayes accuracy ~0.89 on corpus pairs (0.77 at beta 4)
+FAST = dict(batch_size=32, lr=3e-3, progress=False)
+
+
+@pytest.fixture(scope="module")
+def data():
+    train = TASK.make_preference_pairs(1000, np.random.default_rng(1), beta_bt=BETA_BT)
+    held_out = TASK.make_preference_pairs(500, np.random.default_rng(99), beta_bt=BETA_BT)
+    return train, held_out
+
+
+@pytest.fixture(scope="module")
+def trained(data):
+    train, held_out = data
+    rm = RewardModel.from_policy(sentiment_reference(), rng=0)
+    history = train_reward_model(rm, train, eval_pairs=held_out, steps=100, rng=2, **FAST)
+    return rm, history
+
+
+def test_held_out_accuracy_rises_from_chance_to_near_the_noise_ceiling(data, trained):
+    _, held_out = data
+    _, history = trained
+    acc, true_acc = history["eval_accuracy"], history["eval_true_accuracy"]
+    ceiling = bayes_accuracy(held_out)  # E[max(p, 1-p)]: the annotator's own noise
+    assert 0.85 < ceiling < 0.93
+    assert abs(acc[0] - 0.5) < 0.1 and abs(true_acc[0] - 0.5) < 0.1  # step 0: chance
+    assert acc[-1] > max(0.8, ceiling - 0.08), (acc, ceiling)  # seeds 2-4: 0.83-0.86
+    assert true_acc[-1] > 0.85  # the true ordering is learned better than the noisy labels
+    assert history["eval_loss"][-1] < 0.45 < np.log(2) - 0.1 < history["eval_loss"][0] + 0.1
+    assert list(history.steps("eval_accuracy")) == [0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100]
+    assert history["loss"][-20:].mean() < history["loss"][:5].mean() - 0.2
+    assert set(history.keys()) >= {"loss", "accuracy", "grad_norm", "seconds"}
+    assert np.all(np.diff(history["seconds"]) >= 0)
+
+
+def test_true_ordering_accuracy_is_scored_against_true_rewards(data, trained):
+    """Swapping the labels flips label accuracy but not the true-reward accuracy."""
+    rm, _ = trained
+    _, held_out = data
+    swapped = type(held_out)(
+        held_out.prompt_ids, held_out.rejected, held_out.chosen,
+        held_out.rejected_reward, held_out.chosen_reward, 1 - held_out.p_chosen,
+    )  # fmt: skip
+    a, b = evaluate_reward_model(rm, held_out), evaluate_reward_model(rm, swapped)
+    score = reward_fn(rm)
+    ties = np.mean(
+        score(held_out.chosen.ids, held_out.chosen.response_mask)
+        == score(held_out.rejected.ids, held_out.rejected.response_mask)
+    )  # identical responses: a tie is wrong both ways
+    assert a["accuracy"] + b["accuracy"] == pytest.approx(1.0 - ties)
+    assert a["true_accuracy"] == pytest.approx(b["true_accuracy"])
+    assert bayes_accuracy(swapped) == pytest.approx(bayes_accuracy(held_out))
+
+
+def test_reward_fn_is_the_score_without_grad(data, trained):
+    rm, _ = trained
+    train, _ = data
+    fn = reward_fn(rm)
+    r = fn(train.chosen.ids[:7], train.chosen.response_mask[:7])
+    assert r.shape == (7,) and r.dtype == np.float64
+    np.testing.assert_allclose(
+        r, rm.score(train.chosen.ids[:7], train.chosen.response_mask[:7]).data
+    )
+    assert rm.training  # restored
+    # extra padding columns never change a score
+    pad = np.zeros((7, 3), np.int64)
+    wide = fn(
+        np.hstack([train.chosen.ids[:7], pad]), np.hstack([train.chosen.response_mask[:7], pad])
+    )
+    np.testing.assert_allclose(wide, r, rtol=1e-6, atol=1e-6)
+
+
+def _short_run(pairs, steps=6, rng=5, rm=None, **kwargs):
+    rm = rm or RewardModel.from_policy(sentiment_reference(), rng=0)
+    return rm, train_reward_model(rm, pairs, steps=steps, rng=rng, **FAST, **kwargs)
+
+
+def interrupt_at_training_call(rm, k):
+    """Make the k-th training forward pass (grad enabled) raise KeyboardInterrupt (Ctrl-C)."""
+    score, calls = rm.score, []
+
+    def patched(tokens, mask):
+        if is_grad_enabled():
+            calls.append(1)
+            if len(calls) == k:
+                raise KeyboardInterrupt
+        return score(tokens, mask)
+
+    rm.score = patched
+    return rm
+
+
+def test_repeatable_and_resumable_bitwise(data, tmp_path):
+    train, held_out = data
+    common = dict(eval_pairs=held_out, eval_every=2)
+    rm1, h1 = _short_run(train, **common)
+    rm2, h2 = _short_run(train, **common)
+    path = tmp_path / "rm.npz"
+    stopped = interrupt_at_training_call(RewardModel.from_policy(sentiment_reference(), rng=0), 5)
+    _, h_stopped = _short_run(train, rm=stopped, checkpoint_path=path, checkpoint_every=3, **common)
+    assert h_stopped.interrupted and list(h_stopped.steps("loss")) == [0, 1, 2, 3]
+    rm3, h3 = _short_run(train, checkpoint_path=path, resume=True, **common)  # steps 3..5
+    for h in (h2, h3):
+        assert h.keys() == h1.keys()
+        for key in h1.keys():
+            if key != "seconds":
+                assert np.array_equal(h[key], h1[key]) and np.array_equal(
+                    h.steps(key), h1.steps(key)
+                )
+    for rm in (rm2, rm3):
+        for (name, a), b in zip(rm1.state_dict().items(), rm.state_dict().values()):
+            assert np.array_equal(a, b), name
+    _, h4 = _short_run(train, rng=6)  # and the seed matters
+    assert not np.array_equal(h4["loss"], h1["loss"])
+
+
+def test_center_coef_and_margin(data):
+    train, _ = data
+    free, _ = _short_run(train, steps=30)
+    centred, _ = _short_run(train, steps=30, center_coef=1.0)
+
+    def mean_score(rm):
+        return abs(np.mean(reward_fn(rm)(train.chosen.ids[:200], train.chosen.response_mask[:200])))
+
+    assert mean_score(centred) < 0.5 * mean_score(free) + 0.05
+    _, h0 = _short_run(train, steps=2)
+    _, h1 = _short_run(train, steps=2, margin=1.0)
+    assert h1["loss"][0] > h0["loss"][0] + 0.2  # log σ(Δ - 1) < log σ(Δ): a margin costs
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_nan_loss_names_the_step(data):
+    train, _ = data
+    rm = RewardModel.from_policy(sentiment_reference(), rng=0)
+    with pytest.raises(FloatingPointError, match=r"at step 1\b"):
+        train_reward_model(rm, train, steps=4, batch_size=8, lr=1e30, rng=0, progress=False)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [(dict(steps=0), "steps >= 1"), (dict(checkpoint_every=2), "checkpoint_path")],
+)
+def test_bad_arguments(data, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        train_reward_model(RewardModel.from_policy(sentiment_reference(), rng=0), data[0],
+                           progress=False, **kwargs)  # fmt: skip
