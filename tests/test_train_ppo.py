@@ -15,6 +15,7 @@ from minialign.nn import GPTConfig, TinyGPT, ValueModel
 from minialign.tasks import SentimentTask
 from minialign.train.common import evaluate_policy
 from minialign.train.ppo import ppo_targets, train_ppo
+from minialign.train.rollout import make_eval_fn
 from minialign.train.sft import train_sft
 
 
@@ -98,8 +99,15 @@ def test_different_seeds_differ(setup):
 
 def test_resume_equals_uninterrupted(setup, tmp_path):
     path = tmp_path / "ppo_run.npz"
-    options = dict(iterations=4, adaptive_kl_target=0.5, kl_horizon=50)
-    uninterrupted = run(setup, **options)
+    task, reference, kw = setup
+    held_out = task.sample_prompts(16, np.random.default_rng(5))
+
+    def with_eval(policy):  # make_eval_fn draws from its own generator, seeded by the step
+        return make_eval_fn(policy, reference, held_out, task.true_reward, seed=3, **kw)
+
+    options = dict(iterations=4, adaptive_kl_target=0.5, kl_horizon=50, eval_every=1)
+    policy = fresh_policy(reference)
+    uninterrupted = run(setup, policy, eval_fn=with_eval(policy), **options)
     calls = []
 
     def stop_on_third_call(tokens, mask):
@@ -108,14 +116,17 @@ def test_resume_equals_uninterrupted(setup, tmp_path):
             raise KeyboardInterrupt
         return setup[0].true_reward(tokens, mask)
 
-    task, reference, kw = setup
     first = fresh_policy(reference)
     history = train_ppo(first, reference, stop_on_third_call, task.sample_prompts, **kw,
                         batch_size=16, minibatch_size=8, rng=0, progress=False,
-                        checkpoint_path=path, checkpoint_every=2, **options)  # fmt: skip
+                        eval_fn=with_eval(first), checkpoint_path=path, checkpoint_every=2,
+                        **options)  # fmt: skip
     assert history.interrupted and len(history["loss"]) == 2
-    resumed = run(setup, checkpoint_path=path, resume=True, **options)
+    policy = fresh_policy(reference)
+    resumed = run(setup, policy, eval_fn=with_eval(policy), checkpoint_path=path, resume=True,
+                  **options)  # fmt: skip
     same_run(uninterrupted, resumed)
+    np.testing.assert_array_equal(resumed[1].steps("eval_true_reward"), [0, 1, 2, 3, 4])
     assert len(set(uninterrupted[1]["beta"])) > 1  # the adaptive β was restored, not reset
 
 

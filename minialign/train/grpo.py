@@ -60,11 +60,11 @@ from ..objectives import (
     group_advantages,
     grpo_loss,
 )
-from ..optim import AdamW, clip_grad_norm
+from ..optim import AdamW
 from .common import as_rng
 from .history import History
 from .ppo import _check
-from .rollout import collect_rollout, policy_logprobs, run_iterations
+from .rollout import collect_rollout, optimizer_step, policy_logprobs, run_iterations
 
 
 def arithmetic_reward_fn(task, lam: float = 0.5):
@@ -152,13 +152,7 @@ def train_grpo(
                               aggregation=aggregation, max_completion_length=max_new_tokens)
                     .item()
                 )  # fmt: skip
-            opt.zero_grad()
-            loss.backward()
-            try:
-                clip_grad_norm(policy.parameters(), max_grad_norm)
-            except ValueError as e:
-                raise FloatingPointError(str(e)) from e
-            opt.step()
+            optimizer_step(loss, [(opt, policy)], max_grad_norm)
         return dict(first, **{k: v / epochs for k, v in sums.items()},
                     reward=float(ro.scores.mean()), reward_std=float(groups.std(axis=1).mean()),
                     frac_zero_std=frac_zero_std_groups(groups), kl=float(ro.kl.mean()),

@@ -87,10 +87,10 @@ from ..objectives import (
     value_loss,
     whiten,
 )
-from ..optim import AdamW, clip_grad_norm
+from ..optim import AdamW
 from .common import as_rng
 from .history import History
-from .rollout import collect_rollout, policy_logprobs, run_iterations
+from .rollout import collect_rollout, optimizer_step, policy_logprobs, run_iterations
 
 
 def _check(policy, reference, stop_token, pad_id, **positive):
@@ -174,6 +174,7 @@ def train_ppo(
         value_model = ValueModel.from_policy(reference, rng=np.random.default_rng(0))
     opt_policy = AdamW(policy.parameters(), lr=lr, weight_decay=0.0)
     opt_value = AdamW(value_model.parameters(), lr=value_lr or lr, weight_decay=0.0)
+    pairs = ((opt_policy, policy), (opt_value, value_model))
     kl_ctl = AdaptiveKLController(beta, adaptive_kl_target or 1.0, kl_horizon)
 
     def step(it: int) -> dict[str, float]:
@@ -184,7 +185,7 @@ def train_ppo(
         tokens, mask, P = ro.tokens, ro.mask, ro.prompt_length
         with no_grad():
             old_values = value_model(tokens[:, :-1]).data * mask  # (B, T-1), V(s_t), 0 off y
-        rewards, advantages, returns = ppo_targets(
+        _, advantages, returns = ppo_targets(
             ro.scores, ro.logp_old, ro.logp_ref, old_values, mask, P, kl_ctl.value, gamma, lam
         )
         advantage_std = float(advantages[mask].std())
@@ -214,16 +215,7 @@ def train_ppo(
                 values = value_model(tokens[mb, :-1])  # (b, T-1)
                 v_loss = value_loss(values, old_values[mb], returns[mb], value_clip, m)
                 loss = policy_loss - entropy_coef * entropy + vf_coef * v_loss
-                opt_policy.zero_grad()
-                opt_value.zero_grad()
-                loss.backward()
-                try:
-                    clip_grad_norm(policy.parameters(), max_grad_norm)
-                    clip_grad_norm(value_model.parameters(), max_grad_norm)
-                except ValueError as e:
-                    raise FloatingPointError(str(e)) from e
-                opt_policy.step()
-                opt_value.step()
+                optimizer_step(loss, pairs, max_grad_norm)
                 for key, value in (("loss", loss), ("policy_loss", policy_loss),
                                    ("value_loss", v_loss), ("entropy", entropy)):  # fmt: skip
                     sums[key] += float(value.item())

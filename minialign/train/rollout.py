@@ -32,6 +32,7 @@ from .. import functional as F
 from ..autograd import Tensor, no_grad
 from ..nn import generate, sequence_logprobs
 from ..nn.module import Module
+from ..optim import clip_grad_norm
 from .common import evaluate_policy, interruptible, load_run_state, save_run_state
 from .history import History
 
@@ -115,6 +116,20 @@ def policy_logprobs(policy, tokens, response_mask, temperature) -> tuple[Tensor,
     logp = F.token_logprobs(logits, tokens[:, 1:], temperature)  # (B, T-1)
     mask = np.asarray(response_mask[:, 1:], dtype=logp.dtype)
     return logp * mask, logits * (1.0 / temperature)
+
+
+def optimizer_step(loss: Tensor, pairs, max_grad_norm: float) -> None:
+    """Backpropagate ``loss`` once, then for each ``(optimizer, model)`` clip the model's
+    gradient to ``max_grad_norm`` and step. A non-finite gradient is a FloatingPointError."""
+    for opt, _ in pairs:
+        opt.zero_grad()
+    loss.backward()
+    for opt, model in pairs:
+        try:
+            clip_grad_norm(model.parameters(), max_grad_norm)
+        except ValueError as e:
+            raise FloatingPointError(str(e)) from e
+        opt.step()
 
 
 def make_eval_fn(
