@@ -214,23 +214,27 @@ def layer_norm(x, weight=None, bias=None, eps: float = 1e-5) -> Tensor:
             if p.shape != (D,):
                 raise ValueError(f"layer_norm: {name} has shape {p.shape}, expected ({D},)")
             parents.append(p)
-    mu = x.data.mean(axis=-1, keepdims=True)
-    xc = x.data - mu
-    rstd = 1.0 / np.sqrt((xc * xc).mean(axis=-1, keepdims=True) + eps)
-    xhat = xc * rstd
+    # Row means as a matrix-vector product with (1/D, ..., 1/D): BLAS gemv is ~5x faster
+    # than NumPy's reduction over a short last axis.
+    xd = x.data if np.issubdtype(x.dtype, np.floating) else x.data.astype(np.float64)
+    avg = np.full(D, 1.0 / D, dtype=xd.dtype)
+    mean = lambda a: (a @ avg)[..., None]  # noqa: E731 - (..., D) -> (..., 1)
+    xc = xd - mean(xd)
+    rstd = 1.0 / np.sqrt(mean(xc * xc) + eps)
+    xhat = xc
+    xhat *= rstd
     y = xhat
     if weight is not None:
         y = y * parents[1].data
     if bias is not None:
-        y = y + parents[-1].data
+        y = y + parents[-1].data if weight is None else np.add(y, parents[-1].data, out=y)
 
     def backward(g):
         gxhat = g * parents[1].data if weight is not None else g
-        gx = rstd * (
-            gxhat
-            - gxhat.mean(axis=-1, keepdims=True)
-            - xhat * (gxhat * xhat).mean(axis=-1, keepdims=True)
-        )
+        gx = xhat * mean(gxhat * xhat)
+        np.subtract(gxhat, gx, out=gx)
+        gx -= mean(gxhat)
+        gx *= rstd
         grads = [gx]
         lead = tuple(range(g.ndim - 1))
         if weight is not None:
