@@ -12,6 +12,12 @@ Peak memory of the small step is measured with ``tracemalloc`` (NumPy reports it
 array buffers to it), over one step, on top of the live model and optimiser state;
 the process's ``ru_maxrss`` (which includes PyTorch) is printed for context.
 
+``--threads N`` (default 2) gives both libraries N BLAS threads (threadpoolctl for
+NumPy's OpenBLAS, ``torch.set_num_threads``). On a machine whose cores are busy with
+other work, 2-thread BLAS in either library can be several times slower and very
+noisy (threads wait on a descheduled sibling); ``--threads 1`` then measures the
+libraries rather than the scheduler.
+
 By default the bench calls `minialign.perf.tune_malloc()` first (see that module:
 glibc otherwise returns every large temporary to the OS and page-faults it back).
 """
