@@ -147,3 +147,9 @@ def test_bad_arguments(pairs, kwargs, message):
     kwargs = {"tau": 1.0, **kwargs}
     with pytest.raises(ValueError, match=message):
         train_dpo(sentiment_reference(), sentiment_reference(), pairs, progress=False, **kwargs)
+
+
+def test_progress_bar(pairs, capsys):
+    train_dpo(copy_policy(sentiment_reference()), sentiment_reference(), pairs, tau=1.0, steps=2,
+              batch_size=4, rng=0)  # fmt: skip
+    assert "dpo (sigmoid)" in capsys.readouterr().err  # tqdm draws on stderr

@@ -159,3 +159,9 @@ def test_bad_arguments(data, kwargs, message):
     with pytest.raises(ValueError, match=message):
         train_reward_model(RewardModel.from_policy(sentiment_reference(), rng=0), data[0],
                            progress=False, **kwargs)  # fmt: skip
+
+
+def test_progress_bar(data, capsys):
+    rm = RewardModel.from_policy(sentiment_reference(), rng=0)
+    train_reward_model(rm, data[0], steps=2, batch_size=4, rng=0)
+    assert "reward model" in capsys.readouterr().err  # tqdm draws on stderr

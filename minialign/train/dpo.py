@@ -10,7 +10,7 @@ tokens, and DPO minimises
 
 $$L_{\rm DPO}(\theta) = -\mathbb E_{(x, y^+, y^-)}\Big[\log\sigma\big(\Delta_\theta / \tau\big)\Big],$$
 
-($\tau$ is the DPO paper's $1/\beta$). If the labels follow Bradley–Terry,
+where the temperature $\tau$ is the DPO paper's $1/\beta$. If the labels follow Bradley–Terry,
 $P(y^+ \succ y^-) = \sigma(\beta_{BT}(r^+ - r^-))$, the optimum is
 $\pi^* \propto \pi_{\rm ref}\exp(\tau\beta_{BT}\,r)$: the KL-regularised optimum with
 coefficient $1/(\tau\beta_{BT})$, so a larger $\tau$ lets the policy move further.
@@ -75,14 +75,16 @@ def _pair_logprobs(model: Module, pairs: PreferencePairs, rows) -> tuple:
 
 def reference_logprobs(reference: Module, pairs: PreferencePairs, batch_size: int = 256):
     """$\\log\\pi_{\\rm ref}(y^\\pm \\mid x)$ of every pair, two float arrays (n,), without grad."""
-    chosen, rejected = [], []
-    with no_grad():
-        for i in range(0, len(pairs.chosen), batch_size):
-            c, r = _pair_logprobs(
-                reference, pairs, np.arange(i, min(i + batch_size, len(pairs.chosen)))
-            )
-            chosen.append(c.data)
-            rejected.append(r.data)
+    chosen, rejected, was_training, n = [], [], reference.training, len(pairs.chosen)
+    reference.eval()  # no dropout in the frozen reference
+    try:
+        with no_grad():
+            for i in range(0, n, batch_size):
+                c, r = _pair_logprobs(reference, pairs, np.arange(i, min(i + batch_size, n)))
+                chosen.append(c.data)
+                rejected.append(r.data)
+    finally:
+        reference.train(was_training)
     return np.concatenate(chosen), np.concatenate(rejected)
 
 

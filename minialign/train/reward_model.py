@@ -95,12 +95,16 @@ def evaluate_reward_model(
     ``true_accuracy`` is the fraction of pairs, among those whose true rewards differ,
     that ``rm`` orders the same way as the true reward (a score tie counts as wrong).
     """
-    chosen, rejected = [], []
-    with no_grad():
-        for i in range(0, len(pairs.chosen), batch_size):
-            c, r = _scores(rm, pairs, np.arange(i, min(i + batch_size, len(pairs.chosen))))
-            chosen.append(c.data)
-            rejected.append(r.data)
+    chosen, rejected, was_training = [], [], rm.training
+    rm.eval()  # no dropout while measuring
+    try:
+        with no_grad():
+            for i in range(0, len(pairs.chosen), batch_size):
+                c, r = _scores(rm, pairs, np.arange(i, min(i + batch_size, len(pairs.chosen))))
+                chosen.append(c.data)
+                rejected.append(r.data)
+    finally:
+        rm.train(was_training)
     chosen, rejected = np.concatenate(chosen), np.concatenate(rejected)  # (n,), (n,)
     true_diff = np.sign(pairs.chosen_reward - pairs.rejected_reward)  # (n,)
     agree = np.sign(chosen.astype(np.float64) - rejected) == true_diff
