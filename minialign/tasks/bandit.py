@@ -166,7 +166,8 @@ class Bandit:
         """Pairs from $\\pi_{\\rm ref}$ labelled by Bradley–Terry: $P(y_1 \\succ y_2) =
         \\sigma(\\beta_{BT}(r_1 - r_2))$. Returns ``(chosen, rejected)`` index arrays (n,).
 
-        DPO with temperature $\\tau$ on such data targets ``optimal_policy(tau / beta_bt)``.
+        DPO with temperature $\\tau$ on such data targets $\\pi_{\\rm ref} e^{\\tau \\beta_{BT} r}/Z$,
+        i.e. ``optimal_policy(1 / (tau * beta_bt))``.
         """
         rng = get_rng(rng)
         y1, y2 = self.sample(n, rng), self.sample(n, rng)
