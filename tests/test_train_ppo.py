@@ -1,7 +1,7 @@
 """PPO loop: it raises the true reward, β trades reward for KL, runs repeat and resume bitwise.
 
-The reference is a tiny sentiment TinyGPT pre-trained here (~2 s) so that the
-thresholds below do not depend on a shipped file that may be rebuilt.
+The reference is the tiny sentiment TinyGPT of ``tests/sentiment_fixture.py`` (pre-trained
+in the session, not the shipped file), so the thresholds do not move when that is rebuilt.
 """
 
 from __future__ import annotations
@@ -10,39 +10,29 @@ import copy
 
 import numpy as np
 import pytest
+from sentiment_fixture import SAMPLING, TASK, sentiment_reference
 
-from minialign.nn import GPTConfig, TinyGPT, ValueModel
-from minialign.tasks import SentimentTask
+from minialign.nn import ValueModel
 from minialign.train.common import evaluate_policy
 from minialign.train.ppo import ppo_targets, train_ppo
 from minialign.train.rollout import make_eval_fn
-from minialign.train.sft import train_sft
 
 
 @pytest.fixture(scope="module")
 def setup():
-    task = SentimentTask()
-    rng = np.random.default_rng(0)
-    corpus = task.corpus(2000, rng)
-    config = GPTConfig(task.tokenizer.vocab_size, task.block_size, n_layer=2, n_head=2, n_embd=32)
-    reference = TinyGPT(config, rng=rng)
-    train_sft(reference, corpus.ids, corpus.mask, steps=300, batch_size=32, lr=3e-3, rng=rng,
-              progress=False)  # fmt: skip
-    reference.eval().requires_grad_(False)
-    tok = task.tokenizer
-    kw = dict(stop_token=tok.end_id, pad_id=tok.pad_id, max_new_tokens=10)
-    return task, reference, kw
+    reference = sentiment_reference().frozen_copy()  # shared with the other trainer tests
+    return TASK, reference, SAMPLING
 
 
 def fresh_policy(reference):
     return copy.deepcopy(reference).requires_grad_(True)
 
 
-def run(setup, policy=None, **options):
+def run(setup, reward_fn=None, policy=None, **options):
     task, reference, kw = setup
     policy = fresh_policy(reference) if policy is None else policy
     args = dict(iterations=3, batch_size=16, minibatch_size=8, rng=0, progress=False)
-    history = train_ppo(policy, reference, task.true_reward, task.sample_prompts,
+    history = train_ppo(policy, reference, reward_fn or task.true_reward, task.sample_prompts,
                         **kw, **{**args, **options})  # fmt: skip
     return policy, history
 
@@ -107,7 +97,7 @@ def test_resume_equals_uninterrupted(setup, tmp_path):
 
     options = dict(iterations=4, adaptive_kl_target=0.5, kl_horizon=50, eval_every=1)
     policy = fresh_policy(reference)
-    uninterrupted = run(setup, policy, eval_fn=with_eval(policy), **options)
+    uninterrupted = run(setup, policy=policy, eval_fn=with_eval(policy), **options)
     calls = []
 
     def stop_on_third_call(tokens, mask):
@@ -123,7 +113,7 @@ def test_resume_equals_uninterrupted(setup, tmp_path):
                         **options)  # fmt: skip
     assert history.interrupted and len(history["loss"]) == 2
     policy = fresh_policy(reference)
-    resumed = run(setup, policy, eval_fn=with_eval(policy), checkpoint_path=path, resume=True,
+    resumed = run(setup, policy=policy, eval_fn=with_eval(policy), checkpoint_path=path, resume=True,
                   **options)  # fmt: skip
     same_run(uninterrupted, resumed)
     np.testing.assert_array_equal(resumed[1].steps("eval_true_reward"), [0, 1, 2, 3, 4])
@@ -217,3 +207,18 @@ def test_bad_arguments(setup):
                   **{**kw, "pad_id": kw["stop_token"]})  # fmt: skip
     with pytest.raises(ValueError, match="batch_size"):
         run(setup, batch_size=0)
+
+
+def test_dict_rewards_log_their_extra_entries(setup):
+    task = setup[0]
+
+    def reward_fn(tokens, mask):
+        return {
+            "reward": task.true_reward(tokens, mask),
+            "words": task.response_lengths(tokens, mask),
+        }
+
+    _, history = run(setup, reward_fn, iterations=2)
+    _, plain = run(setup, iterations=2)
+    np.testing.assert_array_equal(history["reward"], plain["reward"])  # "reward" is optimised
+    assert (history["reward_words"] > 0).all()  # the rest is logged as reward_<name>

@@ -27,12 +27,15 @@ Positions (P = prompt length; every array is in `sequence_logprobs`' (B, T-1) la
 column $t$ belongs to token $t+1$, so ``logp``, ``mask``, rewards, values and advantages
 line up column by column)::
 
-    tokens           x0   x1   x2 | y0   y1   y2=END  PAD        (T = 7, P = 3)
-    position t        0    1    2    3    4    5       6
-    column t of logp  ·    ·    ·    ·    ·    ·            logp[:, t] = log π(token t+1 | ≤ t)
-                           x2→y0 is column 2 = P-1: response columns are P-1 .. T-2
-    values[:, t]      V(x0..xt) = value of the state *before* token t+1
-                      values[:, 2] = V(x) is the baseline of y0; values[:, 4] of y2=END
+    position t          0     1     2     3     4     5     6      (T = 7, P = 3)
+    tokens[:, t]        x0    x1    x2    y0    y1    END   PAD
+    response_mask       0     0     0     1     1     1     0
+    column t of (B, T-1):                                      scores token t+1 given <= t
+    mask[:, t]          0     0     1     1     1     0          = response_mask[:, t+1]
+    logp[:, t]          .     .     y0    y1    END   .          log pi(token t+1 | <= t)
+    values[:, t]        .     .     V2    V3    V4    .          V_t = V(tokens <= t), the state
+                                                               BEFORE token t+1: V2 = V(x)
+    response columns:  P-1 .. T-2 = 2, 3, 4; the score r_phi goes on column 4 (END)
 
 so the value model runs on ``tokens[:, :-1]`` exactly like the policy, and GAE runs on
 the response columns ``[P-1:]`` (right-padded rows, as `gae_advantages` needs).

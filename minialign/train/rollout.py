@@ -222,7 +222,9 @@ def run_iterations(
                     f"lower the learning rate or check the rewards"
                 )
             history.log(it, **metrics, seconds=time.perf_counter() - t0)
-            bar.set_postfix(reward=f"{metrics['reward']:.3f}", kl=f"{metrics['kl']:.3f}")
+            bar.set_postfix(
+                reward=f"{metrics['reward']:.3f}", kl=f"{metrics['kl']:.3f}", refresh=False
+            )
             done = it + 1
             if eval_fn is not None and (done % eval_every == 0 or done == iterations):
                 history.log(done, **eval_fn(done))
