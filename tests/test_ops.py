@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from strategies import OP_CASES, as_leaves
+from op_registry import OP_CASES, as_leaves
 
 import minialign as ma
 from minialign.gradcheck import gradcheck

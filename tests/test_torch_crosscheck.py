@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from strategies import OP_CASES, as_leaves, floats
+from op_registry import OP_CASES, as_leaves
+from strategies import floats
 
 torch = pytest.importorskip("torch")
 
