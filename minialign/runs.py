@@ -17,7 +17,6 @@ import numpy as np
 
 from . import checkpoint
 from .nn import GPTConfig, RewardModel, TinyGPT
-from .objectives import combined_reward
 from .pretrained import RECIPES, load_reference, make_task, single_thread_blas
 from .train.common import evaluate_policy
 
@@ -28,19 +27,10 @@ def _save_json(path: Path, obj) -> None:
     os.replace(tmp, path)
 
 
-def _arithmetic_reward(task, process_weight: float):
-    """r_i = λ·r_outcome + (1 − λ)·r_process with 1 − λ = ``process_weight``."""
-
-    def reward(tokens, response_mask):
-        outcome, process = task.rewards(tokens, tokens, response_mask)
-        return combined_reward(outcome, process, 1.0 - process_weight)
-
-    return reward
-
-
 def train_command(args, out: Path) -> dict:
     """Run ``args.method`` and write the run directory; return the result record."""
     from .train import (
+        arithmetic_reward_fn,
         train_dpo,
         train_grpo,
         train_ppo,
@@ -97,7 +87,7 @@ def train_command(args, out: Path) -> dict:
                                     progress=progress)  # fmt: skip
             elif args.method == "grpo":
                 reward = (task.true_reward if task_name == "sentiment"
-                          else _arithmetic_reward(task, args.process_weight))  # fmt: skip
+                          else arithmetic_reward_fn(task, lam=1.0 - args.process_weight))  # fmt: skip
                 history = train_grpo(model, reference, reward, task.sample_prompts, **gen_kw,
                                      group_size=args.group_size,
                                      prompts_per_iteration=max(1, args.batch_size // args.group_size),

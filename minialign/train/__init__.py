@@ -16,8 +16,9 @@ step, can checkpoint and resume bitwise, and returns a `History` that
 from .best_of_n import best_of_n, best_of_n_kl
 from .common import evaluate_policy
 from .dpo import reference_logprobs, train_dpo
-from .grpo import train_grpo
+from .grpo import arithmetic_reward_fn, train_grpo
 from .history import History
-from .ppo import train_ppo
+from .ppo import ppo_targets, train_ppo
 from .reward_model import bayes_accuracy, evaluate_reward_model, reward_fn, train_reward_model
+from .rollout import Rollout, collect_rollout, make_eval_fn
 from .sft import evaluate_loss, train_sft, unigram_entropy
