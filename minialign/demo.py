@@ -33,32 +33,33 @@ from .train.dpo import train_dpo
 from .train.grpo import train_grpo
 from .train.ppo import train_ppo
 from .train.reward_model import reward_fn, train_reward_model
+from .train.rollout import make_eval_fn
 
 
 @dataclass(frozen=True)
 class DemoConfig:
     """Sizes of every stage. ``DemoConfig.quick()`` is the < 45 s version."""
 
-    n_pairs: int = 2000
-    n_eval_pairs: int = 400
-    n_eval_prompts: int = 256
-    beta_bt: float = 8.0
-    rm_steps: int = 300
-    ppo_iterations: int = 40
-    ppo_betas: tuple[float, ...] = (0.02, 0.1, 0.4)
-    grpo_iterations: int = 40
-    grpo_betas: tuple[float, ...] = (0.02, 0.1, 0.4)
+    n_pairs: int = 4000
+    n_eval_pairs: int = 500
+    n_eval_prompts: int = 512
+    beta_bt: float = 10.0
+    rm_steps: int = 400
+    ppo_iterations: int = 60
+    ppo_betas: tuple[float, ...] = (0.05, 0.3, 1.5)
+    grpo_iterations: int = 60
+    grpo_betas: tuple[float, ...] = (0.05, 0.5, 2.0)
     group_size: int = 8
-    dpo_steps: int = 200
+    dpo_steps: int = 300
     dpo_taus: tuple[float, ...] = (0.5, 2.0, 8.0)
-    bon_ns: tuple[int, ...] = (2, 4, 16)
+    bon_ns: tuple[int, ...] = (2, 4, 16, 64)
     batch_size: int = 64
     lr: float = 1e-3
 
     @classmethod
     def quick(cls) -> DemoConfig:
-        return cls(n_pairs=1000, n_eval_pairs=200, n_eval_prompts=128, rm_steps=120,
-                   ppo_iterations=12, grpo_iterations=12, dpo_steps=60, batch_size=48)  # fmt: skip
+        return cls(n_pairs=2000, n_eval_pairs=300, n_eval_prompts=256, rm_steps=200,
+                   ppo_iterations=30, grpo_iterations=30, dpo_steps=150, bon_ns=(2, 4, 16))  # fmt: skip
 
 
 def _trainable_copy(reference):
@@ -77,6 +78,7 @@ def run_demo(out_dir, config: DemoConfig | None = None, seed: int = 0, progress:
                   pad_id=tok.pad_id)  # fmt: skip
     rng = np.random.default_rng(seed)
     eval_prompts = task.sample_prompts(config.n_eval_prompts, np.random.default_rng(seed + 1))
+    curve_prompts = eval_prompts[:128]  # the curves in curves.png: a cheaper, smaller set
     records, metrics = [], []
 
     def evaluate(policy, proxy=None) -> dict:
@@ -120,23 +122,27 @@ def run_demo(out_dir, config: DemoConfig | None = None, seed: int = 0, progress:
                 break
             name, t0 = f"{method}-{knob:g}", time.perf_counter()
             policy = _trainable_copy(reference)
+            eval_fn = make_eval_fn(policy, reference, curve_prompts, task.true_reward, **gen_kw,
+                                   seed=seed + 3, reward_model=proxy)  # fmt: skip
+            loop_kw = dict(rng=rng, progress=progress, eval_fn=eval_fn)
             if method == "ppo":
                 history = train_ppo(policy, reference, proxy, task.sample_prompts, **gen_kw,
                                     iterations=config.ppo_iterations, batch_size=config.batch_size,
                                     minibatch_size=config.batch_size // 2, beta=knob,
-                                    lr=config.lr, rng=rng, progress=progress)  # fmt: skip
+                                    lr=config.lr, eval_every=config.ppo_iterations // 10,
+                                    **loop_kw)  # fmt: skip
                 knobs = dict(beta=knob)
             elif method == "grpo":
                 n_prompts = max(1, config.batch_size // config.group_size)
                 history = train_grpo(policy, reference, proxy, task.sample_prompts, **gen_kw,
                                      group_size=config.group_size, prompts_per_iteration=n_prompts,
                                      iterations=config.grpo_iterations, beta=knob, lr=config.lr,
-                                     rng=rng, progress=progress)  # fmt: skip
+                                     eval_every=config.grpo_iterations // 10, **loop_kw)  # fmt: skip
                 knobs = dict(beta=knob)
             else:
                 history = train_dpo(policy, reference, pairs, tau=knob, steps=config.dpo_steps,
-                                    batch_size=config.batch_size, lr=config.lr, rng=rng,
-                                    progress=progress)  # fmt: skip
+                                    batch_size=config.batch_size, lr=config.lr,
+                                    eval_every=config.dpo_steps // 10, **loop_kw)  # fmt: skip
                 knobs = dict(tau=knob, beta=1.0 / knob)
             interrupted = keep_history(name, history)
             seconds = time.perf_counter() - t0

@@ -110,27 +110,32 @@ def plot_frontier(summary: Sequence[Mapping], ax=None):
     return ax
 
 
-def plot_run_curves(metrics: Sequence[Mapping], keys=("true_reward", "kl", "loss")):
+def plot_run_curves(
+    metrics: Sequence[Mapping], keys=("eval_true_reward", "eval_proxy_reward", "eval_kl")
+):
     """One panel per metric in ``keys``, one line per run, from ``metrics.jsonl`` records
-    (``{"run", "metric", "step", "value"}``). Returns the figure."""
+    (``{"run", "metric", "step", "value"}``). Runs differ in length (PPO iterations, DPO
+    steps), so the x axis is the fraction of each run completed. Returns the figure."""
     import matplotlib.pyplot as plt
 
     keys = [k for k in keys if any(m["metric"] == k for m in metrics)] or ["loss"]
-    fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.5), squeeze=False)
-    runs = list(dict.fromkeys(m["run"] for m in metrics))
+    runs = list(dict.fromkeys(m["run"] for m in metrics if m["metric"] in keys))
+    colors = plt.get_cmap("tab20").colors
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.6), squeeze=False)
     for ax, key in zip(axes[0], keys):
-        for run in runs:
+        for i, run in enumerate(runs):
             points = [
                 (m["step"], m["value"]) for m in metrics if m["run"] == run and m["metric"] == key
             ]
             if points:
-                steps, values = zip(*points)
-                ax.plot(steps, values, label=run)
-        ax.set_xlabel("step")
-        ax.set_ylabel(key)
-        ax.set_title(f"{key} during training")
+                steps, values = map(np.asarray, zip(*points))
+                ax.plot(steps / max(steps.max(), 1), values, color=colors[i % 20], label=run)
+        ax.set_xlabel("fraction of the run")
+        ax.set_ylabel(key.removeprefix("eval_").replace("_", " "))
+        ax.set_title(key.removeprefix("eval_").replace("_", " ") + " on held-out prompts")
         ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=7, ncol=2)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
     fig.tight_layout()
     return fig
 

@@ -1,0 +1,88 @@
+"""The ``minialign`` command: the quick demo end to end, run directories, bad flags."""
+
+import json
+
+import numpy as np
+import pytest
+
+from minialign import checkpoint
+from minialign.cli import build_parser, main
+
+METHODS = {"ppo", "grpo", "dpo", "best_of_n"}
+
+
+@pytest.fixture(scope="module")
+def quick_demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "quick"
+    assert main(["demo", "--quick", "--out", str(out), "--no-progress"]) == 0
+    return out
+
+
+def test_quick_demo_beats_the_reference_with_every_method(quick_demo):
+    summary = json.loads((quick_demo / "summary.json").read_text())
+    reference = [r for r in summary if r["method"] == "reference"]
+    assert len(reference) == 1
+    assert reference[0]["preference_accuracy"] > 0.8  # the reward model learned the pairs
+    runs = [r for r in summary if r["method"] != "reference"]
+    assert {r["method"] for r in runs} == METHODS
+    for r in runs:
+        assert {"true_reward", "kl", "seconds"} <= r.keys()
+        assert np.isfinite(r["true_reward"]) and np.isfinite(r["kl"])
+        assert r["true_reward"] > reference[0]["true_reward"] + 0.1, r
+
+
+def test_quick_demo_writes_every_artifact(quick_demo):
+    for name in ("summary.json", "metrics.jsonl", "config.json", "frontier.png", "curves.png"):
+        assert (quick_demo / name).stat().st_size > 0, name
+    lines = (quick_demo / "metrics.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert {"run", "metric", "step", "value"} <= records[0].keys()
+    assert any(r["metric"] == "eval_true_reward" for r in records)
+    assert not list(quick_demo.glob(".*tmp*")), "a temporary file was left behind"
+
+
+def test_plot_redraws_a_run(quick_demo, capsys):
+    (quick_demo / "frontier.png").unlink()
+    assert main(["plot", str(quick_demo)]) == 0
+    assert (quick_demo / "frontier.png").exists()
+
+
+def test_an_existing_run_directory_is_never_overwritten_without_force(quick_demo):
+    before = (quick_demo / "summary.json").read_bytes()
+    with pytest.raises(SystemExit, match="--force"):
+        main(["demo", "--quick", "--out", str(quick_demo), "--no-progress"])
+    assert (quick_demo / "summary.json").read_bytes() == before
+
+
+def test_train_dpo_writes_a_loadable_model(tmp_path):
+    out = tmp_path / "dpo"
+    args = ["train", "dpo", "--steps", "3", "--pairs", "64", "--batch-size", "8"]
+    assert main([*args, "--out", str(out), "--no-progress"]) == 0
+    result = json.loads((out / "result.json").read_text())
+    assert result["method"] == "dpo" and np.isfinite(result["true_reward"])
+    model = checkpoint.load(out / "model.npz")
+    assert model.config.vocab_size == 58
+    assert "loss" in json.loads((out / "history.json").read_text())
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "dpo", "--tau", "0"],
+        ["train", "ppo", "--lr", "-1"],
+        ["train", "grpo", "--task", "chess"],
+        ["demo", "--bogus"],
+        ["pretrain", "poetry"],
+        [],
+    ],
+)
+def test_bad_flags_are_argparse_errors(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(argv)
+    assert exc.value.code == 2
+    assert "error" in capsys.readouterr().err
+
+
+def test_plot_of_a_directory_without_a_summary(tmp_path):
+    with pytest.raises(SystemExit, match="no summary.json"):
+        main(["plot", str(tmp_path)])
