@@ -28,7 +28,10 @@ def table(summary: list[dict], seconds: float) -> str:
     for r in summary:
         cells = [r["method"]]
         cells += [f"{r[k]:g}" if r.get(k) is not None else "" for k in ("beta", "tau", "n")]
-        cells += [f"{r[k]:.2f}" if r.get(k) is not None else "" for k in ("true_reward", "kl", "proxy_reward")]
+        cells += [
+            f"{r[k]:.2f}" if r.get(k) is not None else ""
+            for k in ("true_reward", "kl", "proxy_reward")
+        ]
         cells.append(f"{r['seconds']:.1f}")
         lines.append("| " + " | ".join(cells) + " |")
     accuracy = summary[0].get("preference_accuracy")
