@@ -14,10 +14,12 @@ def test_shipped_reference_rebuilds_bit_for_bit(name):
     for (n, p), (m, q) in zip(shipped.named_parameters(), rebuilt.named_parameters()):
         assert n == m
         assert p.dtype == q.dtype == np.float32
-        assert np.array_equal(p.data, q.data), (
-            f"{name}: parameter {n} differs from the shipped one. If the engine's arithmetic "
-            f"changed on purpose, rebuild it with `minialign pretrain {name}` and commit it."
-        )
+        if not np.array_equal(p.data, q.data):
+            pytest.fail(
+                f"{name}: parameter {n} differs from the shipped one (max |diff| "
+                f"{np.abs(p.data - q.data).max():.3g}). If the engine's arithmetic changed on "
+                f"purpose, rebuild it with `minialign pretrain {name}` and commit it."
+            )
 
 
 @pytest.mark.parametrize("name", ["sentiment", "arithmetic"])
