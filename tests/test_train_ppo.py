@@ -13,9 +13,8 @@ import pytest
 from sentiment_fixture import SAMPLING, TASK, sentiment_reference
 
 from minialign.nn import ValueModel
-from minialign.train.common import evaluate_policy
+from minialign.train.common import evaluate_policy, make_eval_fn
 from minialign.train.ppo import ppo_targets, train_ppo
-from minialign.train.rollout import make_eval_fn
 
 
 @pytest.fixture(scope="module")

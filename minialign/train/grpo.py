@@ -44,7 +44,8 @@ removed, ``reward`` mean reward of the rollout, ``reward_std`` mean within-group
 $\sum_t k_1$ of the rollout vs the reference, ``beta``, ``clip_fraction`` and
 ``approx_kl`` (averaged over epochs, measured before each step, at the ratio ``level``),
 ``entropy`` (nats per token), ``length`` mean response tokens (END included),
-``seconds``; ``reward_*`` extra entries of the reward dict; ``eval_*`` from ``eval_fn``.
+``seconds`` wall time since the run began (`common.run_loop`); ``reward_*`` extra
+entries of the reward dict; ``eval_*`` from ``eval_fn``.
 """
 
 from __future__ import annotations
@@ -61,10 +62,10 @@ from ..objectives import (
     grpo_loss,
 )
 from ..optim import AdamW
-from .common import as_rng
+from .common import as_rng, optimizer_step, run_loop, training_mode
 from .history import History
 from .ppo import _check
-from .rollout import collect_rollout, optimizer_step, policy_logprobs, run_iterations
+from .rollout import collect_rollout, policy_logprobs
 
 
 def arithmetic_reward_fn(task, lam: float = 0.5):
@@ -159,14 +160,10 @@ def train_grpo(
                     beta=beta, length=float(ro.mask.sum(axis=1).mean()),
                     **ro.reward_metrics)  # fmt: skip
 
-    was_training = policy.training
-    policy.eval()  # no dropout (detail 6)
-    try:
-        return run_iterations(
-            "grpo", step, iterations=iterations, rng=rng, modules={"policy": policy},
-            optimizers={"policy": opt}, get_extra=dict, set_extra=lambda extra: None,
-            eval_fn=eval_fn, eval_every=eval_every, progress=progress,
+    with training_mode(False, policy):  # no dropout (detail 6)
+        return run_loop(
+            "train_grpo", step, steps=iterations, desc="grpo", unit="iteration",
+            postfix=("reward", "kl"), eval_fn=eval_fn, eval_every=eval_every,
+            progress=progress, rng=rng, modules={"policy": policy}, optimizers={"policy": opt},
             checkpoint_path=checkpoint_path, checkpoint_every=checkpoint_every, resume=resume,
         )  # fmt: skip
-    finally:
-        policy.train(was_training)

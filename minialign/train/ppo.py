@@ -70,7 +70,8 @@ $\sum_t k_1$ of the rollout vs the reference; ``beta`` the coefficient used;
 $\mathbb{E}[k_3]$ of $\pi_{\theta_{\rm old}}\|\pi_\theta$ (both averaged over minibatches,
 measured before each step); ``epochs_run`` (< ``epochs`` after an early stop);
 ``length`` mean response tokens (END included); ``advantage_std`` before whitening;
-``seconds`` wall time; ``eval_*`` from ``eval_fn``; ``reward_*`` extra reward entries.
+``seconds`` wall time since the run began (`common.run_loop`); ``eval_*`` from
+``eval_fn``; ``reward_*`` extra reward entries.
 """
 
 from __future__ import annotations
@@ -91,9 +92,9 @@ from ..objectives import (
     whiten,
 )
 from ..optim import AdamW
-from .common import as_rng
+from .common import as_rng, optimizer_step, run_loop, training_mode
 from .history import History
-from .rollout import collect_rollout, optimizer_step, policy_logprobs, run_iterations
+from .rollout import collect_rollout, policy_logprobs
 
 
 def _check(policy, reference, stop_token, pad_id, **positive):
@@ -241,17 +242,12 @@ def train_ppo(
     def set_extra(extra: dict) -> None:
         kl_ctl.value = float(extra["beta"])
 
-    was_training = policy.training, value_model.training
-    policy.eval(), value_model.eval()  # no dropout anywhere (detail 5)
-    try:
-        return run_iterations(
-            "ppo", step, iterations=iterations, rng=rng,
-            modules={"policy": policy, "value": value_model},
+    with training_mode(False, policy, value_model):  # no dropout anywhere (detail 5)
+        return run_loop(
+            "train_ppo", step, steps=iterations, desc="ppo", unit="iteration",
+            postfix=("reward", "kl"), eval_fn=eval_fn, eval_every=eval_every,
+            progress=progress, rng=rng, modules={"policy": policy, "value": value_model},
             optimizers={"policy": opt_policy, "value": opt_value},
             get_extra=lambda: {"beta": kl_ctl.value}, set_extra=set_extra,
-            eval_fn=eval_fn, eval_every=eval_every, progress=progress,
             checkpoint_path=checkpoint_path, checkpoint_every=checkpoint_every, resume=resume,
         )  # fmt: skip
-    finally:
-        policy.train(was_training[0])
-        value_model.train(was_training[1])

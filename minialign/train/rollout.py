@@ -1,4 +1,4 @@
-r"""What the PPO and GRPO loops share: rollouts, rewards, the policy's forward pass, the loop.
+r"""What the PPO and GRPO loops share: rollouts, rewards and the policy's forward pass.
 
 * `collect_rollout` samples responses with the KV cache, scores them with ``reward_fn``
   and the reference's log-probs, all without gradient.
@@ -7,9 +7,10 @@ r"""What the PPO and GRPO loops share: rollouts, rewards, the policy's forward p
   (their means, as ``reward_<name>``), e.g. `minialign.train.grpo.arithmetic_reward_fn`.
 * `policy_logprobs` is `minialign.nn.sequence_logprobs` that also hands back the
   temperature-scaled logits, so the entropy needs no second forward pass.
-* `run_iterations` is the loop both trainers run: progress bar, Ctrl-C, NaN guard,
-  evaluation, checkpoints and resumption.
-* `make_eval_fn` builds the ``eval_fn`` the loops accept, on `common.evaluate_policy`.
+
+The loop itself (progress bar, Ctrl-C, NaN guard, evaluation, checkpoints, resumption)
+is `minialign.train.common.run_loop`, shared with every other trainer; `make_eval_fn`
+lives in `minialign.train.common` too and is re-exported here for older imports.
 
 **Steps.** ``history`` step $k$ means "the policy after $k$ updates": iteration $k$'s
 rollout metrics (reward, KL, length) and losses are logged at step $k$, an evaluation
@@ -18,23 +19,15 @@ run after iteration $k$ at step $k + 1$, and the baseline evaluation at step 0.
 
 from __future__ import annotations
 
-import contextlib
-import math
-import os
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from .. import functional as F
 from ..autograd import Tensor, no_grad
 from ..nn import generate, sequence_logprobs
-from ..nn.module import Module
-from ..optim import clip_grad_norm
-from .common import evaluate_policy, interruptible, load_run_state, save_run_state
-from .history import History
+from .common import make_eval_fn  # noqa: F401  (re-exported: demo.py imports it from here)
 
 RewardFn = Callable[[np.ndarray, np.ndarray], "np.ndarray | Mapping[str, np.ndarray]"]
 
@@ -116,126 +109,3 @@ def policy_logprobs(policy, tokens, response_mask, temperature) -> tuple[Tensor,
     logp = F.token_logprobs(logits, tokens[:, 1:], temperature)  # (B, T-1)
     mask = np.asarray(response_mask[:, 1:], dtype=logp.dtype)
     return logp * mask, logits * (1.0 / temperature)
-
-
-def optimizer_step(loss: Tensor, pairs, max_grad_norm: float) -> None:
-    """Backpropagate ``loss`` once, then for each ``(optimizer, model)`` clip the model's
-    gradient to ``max_grad_norm`` and step. A non-finite gradient is a FloatingPointError."""
-    for opt, _ in pairs:
-        opt.zero_grad()
-    loss.backward()
-    for opt, model in pairs:
-        try:
-            clip_grad_norm(model.parameters(), max_grad_norm)
-        except ValueError as e:
-            raise FloatingPointError(str(e)) from e
-        opt.step()
-
-
-def make_eval_fn(
-    policy: Module,
-    reference: Module,
-    prompts: np.ndarray,
-    true_reward: Callable[[np.ndarray, np.ndarray], np.ndarray],
-    *,
-    max_new_tokens: int,
-    stop_token: int,
-    pad_id: int,
-    seed: int = 0,
-    reward_model: Callable | None = None,
-    temperature: float = 1.0,
-) -> Callable[[int], dict[str, float]]:
-    """An ``eval_fn(step)`` for the loops: `evaluate_policy` on fixed held-out ``prompts``.
-
-    Each call draws from its own generator ``default_rng([seed, step])``, never from the
-    training generator, so evaluating does not change training and a resumed run
-    evaluates exactly as an uninterrupted one. Keys get an ``eval_`` prefix.
-    """
-
-    def eval_fn(step: int) -> dict[str, float]:
-        metrics = evaluate_policy(
-            policy,
-            reference,
-            prompts,
-            true_reward,
-            max_new_tokens=max_new_tokens,
-            stop_token=stop_token,
-            pad_id=pad_id,
-            rng=np.random.default_rng([seed, step]),
-            reward_model=reward_model,
-            temperature=temperature,
-        )
-        return {f"eval_{k}": v for k, v in metrics.items()}
-
-    return eval_fn
-
-
-def run_iterations(
-    name: str,
-    step_fn: Callable[[int], dict[str, float]],
-    *,
-    iterations: int,
-    rng: np.random.Generator,
-    modules: dict[str, Module],
-    optimizers: dict,
-    get_extra: Callable[[], dict],
-    set_extra: Callable[[dict], None],
-    eval_fn: Callable[[int], dict[str, float]] | None,
-    eval_every: int,
-    progress: bool,
-    checkpoint_path,
-    checkpoint_every: int | None,
-    resume: bool,
-) -> History:
-    """Run ``step_fn(iteration) -> metrics`` for each iteration and log everything.
-
-    ``metrics["loss"]`` is checked to be finite; ``seconds`` (wall time of the iteration)
-    is added. With ``resume`` and an existing ``checkpoint_path`` the run restarts from
-    the saved state (models, optimisers, generator, history, ``extra``); without one it
-    starts from scratch. A checkpoint is written every ``checkpoint_every`` iterations.
-    """
-    if iterations < 1 or eval_every < 1 or (checkpoint_every is not None and checkpoint_every < 1):
-        raise ValueError(
-            f"{name}: iterations, eval_every and checkpoint_every must be >= 1, got "
-            f"{iterations}, {eval_every}, {checkpoint_every}"
-        )
-    history, start = History(), 0
-    if resume and checkpoint_path is not None and os.path.exists(checkpoint_path):
-        start, history, extra = load_run_state(
-            checkpoint_path, modules=modules, optimizers=optimizers, rng=rng
-        )
-        set_extra(extra)
-    elif eval_fn is not None:
-        history.log(0, **eval_fn(0))  # the starting point (the reference, usually)
-    bar = tqdm(range(start, iterations), desc=name, disable=not progress)
-    with contextlib.closing(bar), interruptible(history, name):
-        for it in bar:
-            t0 = time.perf_counter()
-            try:
-                metrics = step_fn(it)
-            except FloatingPointError as e:
-                raise FloatingPointError(f"{name}: iteration {it}: {e}") from e
-            loss = metrics["loss"]
-            if not math.isfinite(loss):
-                raise FloatingPointError(
-                    f"{name}: the loss became {loss} at iteration {it}; "
-                    f"lower the learning rate or check the rewards"
-                )
-            history.log(it, **metrics, seconds=time.perf_counter() - t0)
-            bar.set_postfix(
-                reward=f"{metrics['reward']:.3f}", kl=f"{metrics['kl']:.3f}", refresh=False
-            )
-            done = it + 1
-            if eval_fn is not None and (done % eval_every == 0 or done == iterations):
-                history.log(done, **eval_fn(done))
-            if checkpoint_path is not None and checkpoint_every and done % checkpoint_every == 0:
-                save_run_state(
-                    checkpoint_path,
-                    step=done,
-                    modules=modules,
-                    optimizers=optimizers,
-                    rng=rng,
-                    history=history,
-                    extra=get_extra(),
-                )
-    return history
