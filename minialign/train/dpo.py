@@ -32,7 +32,8 @@ Implementation details:
 5. Metrics per step, all on the training batch: ``loss``, ``rewards_chosen``,
    ``rewards_rejected``, ``rewards_margin``, ``rewards_accuracy`` — DPO's implicit reward
    $\hat r = (\log\pi_\theta - \log\pi_{\rm ref})/\tau$ (TRL's ``rewards/*``; only the
-   margin is trained, so ``rewards_chosen`` may fall) — ``grad_norm``, ``lr``, ``seconds``.
+   margin is trained, so ``rewards_chosen`` may fall) — ``grad_norm``, ``lr``, ``seconds``
+   (wall time since the run began, carried over on resume).
 6. ``eval_fn(step) -> dict`` is called at step 0 (before any update), every
    ``eval_every`` steps and at the end; its values are logged under their own names.
    Use it for the true reward and KL (`minialign.train.common.evaluate_policy`), with its
@@ -44,22 +45,19 @@ Implementation details:
 
 from __future__ import annotations
 
-import math
 import os
-import time
 from collections.abc import Callable
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from ..autograd import no_grad
 from ..nn import sequence_logprobs
 from ..nn.module import Module
 from ..objectives import dpo_loss, implicit_rewards
 from ..objectives.dpo import LOSS_TYPES
-from ..optim import AdamW, LinearSchedule, clip_grad_norm, param_groups
+from ..optim import AdamW, LinearSchedule, param_groups
 from ..tasks.sentiment import PreferencePairs
-from .common import as_rng, check_finite, interruptible, load_run_state, save_run_state
+from .common import as_rng, check_finite, optimizer_step, run_loop
 from .history import History
 
 
@@ -126,55 +124,27 @@ def train_dpo(
             f"train_dpo: need steps >= 1, batch_size >= 1 and at least one pair, "
             f"got steps={steps}, batch_size={batch_size}, {n} pairs"
         )
-    if checkpoint_every is not None and checkpoint_path is None:
-        raise ValueError("train_dpo: checkpoint_every needs a checkpoint_path")
     rng = as_rng(rng)
-    eval_every = eval_every or max(1, steps // 10)
     ref_chosen, ref_rejected = reference_logprobs(reference, pairs)  # (n,), (n,)
-
-    params = policy.parameters()
     opt = AdamW(param_groups(policy, weight_decay), lr=lr)
     schedule = LinearSchedule(lr, total_steps=steps, warmup_steps=warmup)
-    history, start = History(), 0
-    state = dict(modules={"policy": policy}, optimizers={"adamw": opt}, rng=rng)
-    if resume and checkpoint_path is not None and os.path.exists(checkpoint_path):
-        start, history, _ = load_run_state(checkpoint_path, **state)
-    clock = time.perf_counter() - (history.last("seconds") if "seconds" in history else 0.0)
 
-    if eval_fn is not None and start == 0:
-        history.log(0, **eval_fn(0))
-    bar = tqdm(range(start, steps), desc=f"dpo ({loss_type})", disable=not progress)
-    with interruptible(history, "train_dpo"):
-        for step in bar:
-            schedule.apply(opt, step)
-            rows = rng.integers(0, n, size=batch_size)  # (B,)
-            chosen, rejected = _pair_logprobs(policy, pairs, rows)  # (B,), (B,)
-            logp_sum = float(chosen.data.sum() + rejected.data.sum())
-            check_finite(logp_sum, "train_dpo: the sum of the policy log-probs", step)
-            logps = (chosen, rejected, ref_chosen[rows], ref_rejected[rows])
-            loss = dpo_loss(*logps, tau, loss_type, label_smoothing)
-            value = check_finite(loss.item(), "train_dpo: the loss", step)
-            opt.zero_grad()
-            loss.backward()
-            try:
-                grad_norm = clip_grad_norm(params, grad_clip or math.inf)
-            except ValueError as e:
-                raise FloatingPointError(f"train_dpo: step {step}: {e}") from e
-            opt.step()
-            rewards = implicit_rewards(chosen.data, rejected.data, *logps[2:], tau)
-            history.log(
-                step,
-                loss=value,
-                **{f"rewards_{k}": v for k, v in rewards.items()},
-                grad_norm=grad_norm,
-                lr=opt.lr,
-                seconds=time.perf_counter() - clock,
-            )
-            bar.set_postfix(loss=f"{value:.4f}", margin=f"{rewards['margin']:.3f}", refresh=False)
-            last = step == steps - 1
-            if eval_fn is not None and ((step + 1) % eval_every == 0 or last):
-                history.log(step + 1, **eval_fn(step + 1))
-            if checkpoint_every and ((step + 1) % checkpoint_every == 0 or last):
-                save_run_state(checkpoint_path, step=step + 1, history=history, **state)
-    bar.close()
-    return history
+    def step_fn(step: int) -> dict[str, float]:
+        schedule.apply(opt, step)
+        rows = rng.integers(0, n, size=batch_size)  # (B,)
+        chosen, rejected = _pair_logprobs(policy, pairs, rows)  # (B,), (B,)
+        check_finite(chosen.data.sum() + rejected.data.sum(), "the sum of the policy log-probs")
+        logps = (chosen, rejected, ref_chosen[rows], ref_rejected[rows])
+        loss = dpo_loss(*logps, tau, loss_type, label_smoothing)
+        [grad_norm] = optimizer_step(loss, [(opt, policy)], grad_clip)
+        rewards = implicit_rewards(chosen.data, rejected.data, *logps[2:], tau)
+        return dict(loss=loss.item(), **{f"rewards_{k}": v for k, v in rewards.items()},
+                    grad_norm=grad_norm, lr=opt.lr)  # fmt: skip
+
+    return run_loop(
+        "train_dpo", step_fn, steps=steps, desc=f"dpo ({loss_type})",
+        postfix=("loss", "rewards_margin"), eval_fn=eval_fn,
+        eval_every=eval_every or max(1, steps // 10), progress=progress, rng=rng,
+        modules={"policy": policy}, optimizers={"adamw": opt},
+        checkpoint_path=checkpoint_path, checkpoint_every=checkpoint_every, resume=resume,
+    )  # fmt: skip
