@@ -33,20 +33,17 @@ Implementation details:
 
 from __future__ import annotations
 
-import math
 import os
-import time
 from collections.abc import Callable
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from ..autograd import no_grad
 from ..nn.critics import RewardModel
 from ..objectives import bradley_terry_loss, preference_accuracy
-from ..optim import AdamW, LinearSchedule, clip_grad_norm, param_groups
+from ..optim import AdamW, LinearSchedule, param_groups
 from ..tasks.sentiment import PreferencePairs
-from .common import as_rng, check_finite, interruptible, load_run_state, save_run_state
+from .common import as_rng, check_finite, optimizer_step, run_loop
 from .history import History
 
 
@@ -139,7 +136,7 @@ def train_reward_model(
 
     ``margin`` is None, a float, or one value per pair (n,). ``eval_every`` defaults to
     ``steps // 10``. History keys: ``loss``, ``accuracy``, ``grad_norm``, ``lr``, ``seconds``
-    (wall time since the first step), and with ``eval_pairs``: ``eval_loss``,
+    (wall time since the run began, carried over on resume), and with ``eval_pairs``: ``eval_loss``,
     ``eval_accuracy``, ``eval_true_accuracy`` (logged at step 0 too, before any update).
     """
     n = len(pairs.chosen)
@@ -150,57 +147,30 @@ def train_reward_model(
         )
     if margin is not None:
         margin = np.broadcast_to(np.asarray(margin, dtype=np.float64), (n,))
-    if checkpoint_every is not None and checkpoint_path is None:
-        raise ValueError("train_reward_model: checkpoint_every needs a checkpoint_path")
     rng = as_rng(rng)
-    eval_every = eval_every or max(1, steps // 10)
-    params = rm.parameters()
     opt = AdamW(param_groups(rm, weight_decay), lr=lr)
     schedule = LinearSchedule(lr, total_steps=steps, warmup_steps=warmup)
-    history, start = History(), 0
-    state = dict(modules={"rm": rm}, optimizers={"adamw": opt}, rng=rng)
-    if resume and checkpoint_path is not None and os.path.exists(checkpoint_path):
-        start, history, _ = load_run_state(checkpoint_path, **state)
-    clock = time.perf_counter() - (history.last("seconds") if "seconds" in history else 0.0)
 
-    def evaluate(step: int) -> None:
-        if eval_pairs is not None:
-            metrics = evaluate_reward_model(rm, eval_pairs)
-            history.log(step, **{f"eval_{k}": v for k, v in metrics.items()})
+    def step_fn(step: int) -> dict[str, float]:
+        schedule.apply(opt, step)
+        rows = rng.integers(0, n, size=batch_size)  # (B,)
+        chosen, rejected = _scores(rm, pairs, rows)
+        check_finite(chosen.data.sum() + rejected.data.sum(), "the sum of the scores")
+        loss = bradley_terry_loss(
+            chosen, rejected, None if margin is None else margin[rows], center_coef
+        )
+        [grad_norm] = optimizer_step(loss, [(opt, rm)], grad_clip)
+        return dict(loss=loss.item(), accuracy=preference_accuracy(chosen.data, rejected.data),
+                    grad_norm=grad_norm, lr=opt.lr)  # fmt: skip
 
-    if start == 0:
-        evaluate(0)
-    bar = tqdm(range(start, steps), desc="reward model", disable=not progress)
-    with interruptible(history, "train_reward_model"):
-        for step in bar:
-            schedule.apply(opt, step)
-            rows = rng.integers(0, n, size=batch_size)  # (B,)
-            chosen, rejected = _scores(rm, pairs, rows)
-            scores_sum = float(chosen.data.sum() + rejected.data.sum())
-            check_finite(scores_sum, "train_reward_model: the sum of the scores", step)
-            loss = bradley_terry_loss(
-                chosen, rejected, None if margin is None else margin[rows], center_coef
-            )
-            value = check_finite(loss.item(), "train_reward_model: the loss", step)
-            opt.zero_grad()
-            loss.backward()
-            try:
-                grad_norm = clip_grad_norm(params, grad_clip or math.inf)
-            except ValueError as e:
-                raise FloatingPointError(f"train_reward_model: step {step}: {e}") from e
-            opt.step()
-            history.log(
-                step,
-                loss=value,
-                accuracy=preference_accuracy(chosen.data, rejected.data),
-                grad_norm=grad_norm,
-                lr=opt.lr,
-                seconds=time.perf_counter() - clock,
-            )
-            bar.set_postfix(loss=f"{value:.4f}", refresh=False)
-            if (step + 1) % eval_every == 0 or step == steps - 1:
-                evaluate(step + 1)
-            if checkpoint_every and ((step + 1) % checkpoint_every == 0 or step == steps - 1):
-                save_run_state(checkpoint_path, step=step + 1, history=history, **state)
-    bar.close()
-    return history
+    def eval_fn(step: int) -> dict[str, float]:
+        metrics = evaluate_reward_model(rm, eval_pairs)
+        return {f"eval_{k}": v for k, v in metrics.items()}
+
+    return run_loop(
+        "train_reward_model", step_fn, steps=steps, desc="reward model",
+        eval_fn=None if eval_pairs is None else eval_fn,
+        eval_every=eval_every or max(1, steps // 10), progress=progress, rng=rng,
+        modules={"rm": rm}, optimizers={"adamw": opt},
+        checkpoint_path=checkpoint_path, checkpoint_every=checkpoint_every, resume=resume,
+    )  # fmt: skip
