@@ -20,16 +20,13 @@ Implementation details (each one a choice worth knowing):
 
 from __future__ import annotations
 
-import math
-import time
-
 import numpy as np
-from tqdm.auto import tqdm
 
 from .. import functional as F
-from ..autograd import get_rng, no_grad
+from ..autograd import no_grad
 from ..nn.module import Module
-from ..optim import AdamW, CosineSchedule, Optimizer, clip_grad_norm, param_groups
+from ..optim import AdamW, CosineSchedule, Optimizer, param_groups
+from .common import as_rng, optimizer_step, run_loop, training_mode
 from .history import History
 
 
@@ -132,7 +129,8 @@ def train_sft(
     To resume a run, pass the restored ``optimizer`` (see `minialign.checkpoint.load_into`),
     the generator in the state it had, and ``start_step``; ``end_step`` stops early
     (default ``steps``). History keys: ``loss``, ``lr``, ``grad_norm``, ``seconds``
-    (wall time since the call began), and ``eval_loss`` when ``eval_tokens`` is given.
+    (wall time since the call began), and ``eval_loss`` when ``eval_tokens`` is given,
+    logged at the step whose update it follows.
     """
     tokens, mask = _check_tokens("tokens", tokens, mask, model)
     if eval_tokens is not None:
@@ -144,48 +142,26 @@ def train_sft(
             f"0 <= start_step <= end_step, got steps={steps}, batch_size={batch_size}, "
             f"log_every={log_every}, start_step={start_step}, end_step={end_step}"
         )
-    rng = np.random.default_rng(rng) if isinstance(rng, (int, np.integer)) else get_rng(rng)
+    rng = as_rng(rng)
     warmup = min(steps // 10, 100) if warmup is None else warmup
     schedule = CosineSchedule(lr, total_steps=steps, warmup_steps=warmup, min_lr=lr * min_lr_ratio)
-    eval_every = eval_every or max(1, steps // 10)
-    params = model.parameters()
     opt = optimizer or AdamW(param_groups(model, weight_decay), lr=lr, betas=(0.9, 0.95))
 
-    history, start_time = History(), time.perf_counter()
-    bar = tqdm(range(start_step, end_step), desc="sft", disable=not progress)
-    was_training = model.training
-    model.train()
-    step = start_step
-    try:
-        for step in bar:
-            schedule.apply(opt, step)
-            rows = rng.integers(0, len(tokens), size=batch_size)
-            loss = _batch_loss(model, tokens[rows], mask[rows])
-            value = float(loss.item())
-            if not math.isfinite(value):
-                raise FloatingPointError(
-                    f"train_sft: the loss is {value} at step {step} (lr={opt.lr:.3g}); "
-                    f"try a lower lr or check the data"
-                )
-            opt.zero_grad()
-            loss.backward()
-            try:
-                grad_norm = clip_grad_norm(params, grad_clip or math.inf)
-            except ValueError as e:
-                raise FloatingPointError(f"train_sft: step {step}: {e}") from e
-            opt.step()
+    def step_fn(step: int) -> dict[str, float]:
+        schedule.apply(opt, step)
+        rows = rng.integers(0, len(tokens), size=batch_size)
+        loss = _batch_loss(model, tokens[rows], mask[rows])
+        [grad_norm] = optimizer_step(loss, [(opt, model)], grad_clip)
+        return dict(loss=loss.item(), lr=opt.lr, grad_norm=grad_norm)
 
-            last = step == end_step - 1
-            if step % log_every == 0 or last:
-                seconds = time.perf_counter() - start_time
-                history.log(step, loss=value, lr=opt.lr, grad_norm=grad_norm, seconds=seconds)
-                bar.set_postfix(loss=f"{value:.4f}", lr=f"{opt.lr:.2e}", refresh=False)
-            if eval_tokens is not None and ((step + 1) % eval_every == 0 or last):
-                history.log(step, eval_loss=evaluate_loss(model, eval_tokens, eval_mask))
-    except KeyboardInterrupt:
-        history.interrupted = True
-        tqdm.write(f"train_sft: interrupted at step {step}; returning the history so far")
-    finally:
-        bar.close()
-        model.train(was_training)
-    return history
+    def eval_fn(done: int) -> dict[str, float]:
+        return {"eval_loss": evaluate_loss(model, eval_tokens, eval_mask)}
+
+    with training_mode(True, model):
+        return run_loop(
+            "train_sft", step_fn, steps=end_step, start=start_step, desc="sft",
+            postfix=("loss", "lr"), log_every=log_every,
+            eval_fn=None if eval_tokens is None else eval_fn,
+            eval_every=eval_every or max(1, steps // 10), eval_at_update=True,
+            progress=progress,
+        )  # fmt: skip
