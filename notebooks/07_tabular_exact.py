@@ -1,0 +1,603 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 07 · Alignment in closed form: a bandit where theory meets code exactly
+#
+# A language model answering one prompt is, at bottom, a distribution over answers. Shrink
+# the set of answers to five and every quantity the other notebooks can only estimate from
+# samples becomes an exact sum: the KL to the reference, the expected reward, the optimum
+# of the KL-regularised objective, the distribution of best-of-n, and the minimiser of
+# the DPO loss. In this notebook each closed form is derived briefly, computed by hand in
+# NumPy, and then **reached by training** with minialign's autograd, with an `assert` that
+# theory and code agree. You will see why the reward-vs-KL frontier has the shape it has,
+# where the best-of-n KL bound is loose, what DPO's $\tau$ really is, and why DPO's
+# margins run away on deterministic preferences while IPO's stop.
+#
+# Everything is exact or seeded. **Runtime: about 5 seconds on a laptop CPU.**
+#
+# 1. A bandit: one prompt, five answers
+# 2. Exact KL on a categorical policy
+# 3. The KL-regularised objective
+# 4. The KL-regularised optimum
+# 5. The reward–KL frontier
+# 6. Best-of-n
+# 7. DPO on Bradley–Terry preferences
+# 8. Deterministic preferences: DPO runs away, IPO settles
+# 9. Try this
+
+# %%
+import itertools
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+import minialign as ma
+import minialign.functional as F
+from minialign.objectives import (
+    best_of_n_policy,
+    categorical_kl,
+    dpo_delta,
+    dpo_loss,
+    kl_regularized_objective,
+    kl_regularized_optimum,
+)
+from minialign.tasks.bandit import (
+    Bandit,
+    best_of_n_distribution,
+    best_of_n_kl_bound,
+    kl,
+    make_bandit,
+    optimal_policy,
+    win_rate,
+)
+
+ma.seed(0)
+np.set_printoptions(precision=4, suppress=True, linewidth=100)
+
+# %% [markdown]
+# ## 1. A bandit: one prompt, five answers
+#
+# `make_bandit(K, rng)` draws reference logits and a true reward for each of $K$ answers.
+# The policy $\pi_\theta = \mathrm{softmax}(\theta)$ is just $K$ free logits: no network, so
+# nothing stands between the objective and its optimum. We pick a seed where the
+# situation is typical of a pre-trained model: the reference's favourite answer is a poor
+# one, and the best answer is rare.
+
+# %%
+bandit = make_bandit(5, rng=np.random.default_rng(28))
+assert isinstance(bandit, Bandit)
+ref_logits, r = bandit.ref_logits, bandit.rewards  # (K,) each
+pi_ref = bandit.pi_ref  # softmax(ref_logits)
+K = bandit.K
+best = int(np.argmax(r))
+print(" answer   pi_ref   reward")
+for y in range(K):
+    print(f"{y:>7} {pi_ref[y]:>8.3f} {r[y]:>8.3f}" + ("   <- best" if y == best else ""))
+print(f"E_ref[r] = {pi_ref @ r:.3f}, max r = {r.max():.3f}")
+
+# %% [markdown]
+# ## 2. Exact KL on a categorical policy
+#
+# On a finite set of answers the KL divergence is a plain sum, with no estimator:
+#
+# $$\mathrm{KL}(p \,\|\, q) = \sum_{y} p(y) \log \frac{p(y)}{q(y)} \;\ge 0,
+#   \qquad = 0 \iff p = q.$$
+#
+# `categorical_kl(logits_p, logits_q)` takes logits (it applies a stable log-softmax) and
+# is differentiable; `tasks.bandit.kl(p, q)` takes probabilities. Both against the sum by
+# hand, for a policy that has moved some mass to answer 0:
+
+# %%
+theta = ref_logits + np.array([1.0, 0.0, -0.5, 0.3, -0.2])  # some policy's logits
+p = np.exp(theta) / np.exp(theta).sum()
+kl_by_hand = np.sum(p * np.log(p / pi_ref))
+kl_backwards = np.sum(pi_ref * np.log(pi_ref / p))
+print(f"KL(p || pi_ref) by hand      {kl_by_hand:.6f}")
+print(f"categorical_kl               {categorical_kl(theta, ref_logits).item():.6f}")
+print(f"tasks.bandit.kl              {kl(p, pi_ref):.6f}")
+print(f"KL(pi_ref || p), the other way round: {kl_backwards:.6f}")
+np.testing.assert_allclose(categorical_kl(theta, ref_logits).item(), kl_by_hand, rtol=1e-12)
+np.testing.assert_allclose(kl(p, pi_ref), kl_by_hand, rtol=1e-12)
+assert categorical_kl(ref_logits, ref_logits).item() == 0.0
+
+# %% [markdown]
+# The KL is not symmetric. Alignment penalises $\mathrm{KL}(\pi_\theta \| \pi_{\rm ref})$, the
+# expectation under the *policy*: it is cheap to drop answers the reference likes, and
+# expensive to put mass where the reference has almost none.
+#
+# ## 3. The KL-regularised objective
+#
+# RLHF maximises the reward while a KL penalty holds the policy near the reference.
+# As the seed writes it:
+#
+# $$J(\theta) = \mathbb{E}_{x,y\sim \pi_\theta}[\,r_\phi(x,y)\,] - \beta.\,\textrm{KL}\big(\pi_\theta(\cdot|x)\;\|\;\pi_{\text{ref}}(\cdot|x)\big)$$
+#
+# With one prompt $x$ and five answers, the expectation is a dot product and the KL is
+# the sum of section 2. By hand, for the policy above and $\beta = 0.5$, and through
+# `kl_regularized_objective` (which returns $J$ itself, to *maximise*):
+
+# %%
+beta = 0.5
+expected_reward = p @ r
+J_by_hand = expected_reward - beta * kl_by_hand
+J = kl_regularized_objective(theta, ref_logits, r, beta)
+print(f"E[r] = {expected_reward:.4f}, KL = {kl_by_hand:.4f}, J = {J_by_hand:.4f}")
+print(f"kl_regularized_objective: {J.item():.4f}")
+np.testing.assert_allclose(J.item(), J_by_hand, rtol=1e-12)
+np.testing.assert_allclose(bandit.objective(p, beta), J_by_hand, rtol=1e-12)
+
+# %% [markdown]
+# ## 4. The KL-regularised optimum
+#
+# **Derivation.** Write $J$ as one sum and fold the reward into the logarithm:
+#
+# $$J(\pi) = \sum_y \pi(y)\Big[r(y) - \beta \log\frac{\pi(y)}{\pi_{\rm ref}(y)}\Big]
+#   = -\beta \sum_y \pi(y) \log \frac{\pi(y)}{\pi_{\rm ref}(y)\, e^{r(y)/\beta}}
+#   = -\beta\, \mathrm{KL}(\pi \,\|\, \pi^*) + \beta \log Z,$$
+#
+# $$\text{where}\qquad \pi^*(y) = \frac{\pi_{\rm ref}(y)\, e^{r(y)/\beta}}{Z}, \qquad
+#   Z = \sum_y \pi_{\rm ref}(y)\, e^{r(y)/\beta}.$$
+#
+# A KL is $\ge 0$ and zero only at equality, so $J$ is maximised exactly at $\pi = \pi^*$,
+# and the maximum is $J(\pi^*) = \beta \log Z$. Taking logs of $\pi^*$ gives
+# $\log(\pi^*/\pi_{\rm ref}) = r/\beta - \log Z$; average it under $\pi^*$:
+#
+# $$\mathrm{KL}(\pi^* \,\|\, \pi_{\rm ref}) = \frac{\mathbb{E}_{\pi^*}[r]}{\beta} - \log Z .$$
+#
+# The optimum **reweights** the reference; it never invents an answer the reference
+# gives probability 0. $\beta \to 0$ puts all mass on the best answer; $\beta \to \infty$
+# stays at $\pi_{\rm ref}$.
+#
+# **By hand**, then through `kl_regularized_optimum` (the objectives layer) and
+# `optimal_policy` (the bandit's closed forms):
+
+# %%
+unnormalised = pi_ref * np.exp(r / beta)
+Z = unnormalised.sum()
+pi_star = unnormalised / Z
+value = beta * np.log(Z)
+print("pi*     ", pi_star)
+print("pi_ref  ", pi_ref)
+print(f"beta log Z = {value:.6f}")
+
+pi_star_lib, value_lib = kl_regularized_optimum(ref_logits, r, beta)
+np.testing.assert_allclose(pi_star_lib, pi_star, rtol=1e-12)
+np.testing.assert_allclose(value_lib, value, rtol=1e-12)
+np.testing.assert_allclose(optimal_policy(pi_ref, r, beta), pi_star, rtol=1e-12)
+
+# the value, and the KL identity
+J_at_optimum = kl_regularized_objective(np.log(pi_star), ref_logits, r, beta).item()
+kl_star = kl(pi_star, pi_ref)
+print(f"J(pi*) = {J_at_optimum:.6f};  KL(pi*||pi_ref) = {kl_star:.6f}")
+print(f"E_pi*[r]/beta - log Z = {pi_star @ r / beta - np.log(Z):.6f}")
+np.testing.assert_allclose(J_at_optimum, value, rtol=1e-12)
+np.testing.assert_allclose(kl_star, pi_star @ r / beta - np.log(Z), rtol=1e-10)
+
+# %% [markdown]
+# **Reached by training.** Now forget the closed form. Start the logits at the reference,
+# compute $J(\theta)$ with minialign, call `backward()`, and step *uphill*,
+# $\theta \leftarrow \theta + \eta \nabla_\theta J$ (a minimiser would be handed $-J$).
+# The gap $J(\pi^*) - J(\theta)$ must shrink to zero:
+
+# %%
+logits = ma.tensor(ref_logits.copy(), requires_grad=True)
+lr, steps = 2.0, 1500
+gaps, distances = [], []
+for _ in range(steps):
+    J = kl_regularized_objective(logits, ref_logits, r, beta)
+    logits.zero_grad()
+    J.backward()
+    logits.data += lr * logits.grad  # gradient ASCENT on J
+    gaps.append(value - J.item())
+    distances.append(np.abs(F.softmax(logits).data - pi_star).max())
+pi_trained = F.softmax(logits).data
+print("trained ", pi_trained, "\nclosed  ", pi_star)
+print(f"final gap J* - J = {gaps[-1]:.2e}")
+np.testing.assert_allclose(pi_trained, pi_star, atol=1e-6)
+assert all(g >= -1e-12 for g in gaps)  # nothing beats the optimum
+
+# %%
+fig, ax = plt.subplots(figsize=(6, 3.5))
+ax.semilogy(np.maximum(gaps, 1e-16), label=r"$J(\pi^*) - J(\theta)$")  # float floor
+ax.semilogy(distances, label=r"$\max_y |\pi_\theta(y) - \pi^*(y)|$")
+ax.set_title(rf"Gradient ascent on $J$ reaches $\pi^*$ ($\beta$ = {beta})")
+ax.set_xlabel("gradient step")
+ax.set_ylabel("gap (log scale)")
+ax.legend()
+plt.show()
+
+# %% [markdown]
+# The gap falls geometrically: $J$ is concave in $\pi$, and near the optimum the softmax
+# parametrisation behaves like a quadratic bowl. (With a neural network the same
+# objective is non-concave in the weights and only estimated from samples; that is the
+# whole difficulty of PPO.)
+#
+# ## 5. The reward–KL frontier
+#
+# Every $\beta$ gives one optimal policy. Sweeping $\beta$ traces the best reward any
+# policy can reach for a given KL budget: no policy lies above this curve (for any
+# $\pi$, $\mathbb{E}_\pi[r] - \beta\,\mathrm{KL}(\pi\|\pi_{\rm ref}) \le \beta \log Z$). This
+# is the curve that the DPO paper's Figure 2 plots experiments against.
+
+# %%
+betas = np.logspace(-1.5, 1.5, 60)
+front_kl = np.array([kl(optimal_policy(pi_ref, r, b), pi_ref) for b in betas])
+front_reward = np.array([optimal_policy(pi_ref, r, b) @ r for b in betas])
+assert np.all(np.diff(front_kl) < 0) and np.all(np.diff(front_reward) < 0)  # large beta: stay
+for b in [0.1, 0.5, 2.0, 10.0]:
+    q = optimal_policy(pi_ref, r, b)
+    print(f"beta = {b:>4}: E[r] = {q @ r:.3f}, KL = {kl(q, pi_ref):.3f}, pi* = {q}")
+
+# %% [markdown]
+# We draw the frontier together with best-of-n in the next section.
+#
+# ## 6. Best-of-n
+#
+# The simplest alignment method: draw $n$ answers from the reference and keep the one
+# with the highest reward. No training, but a real policy $\pi_n$ with an exact
+# distribution. Sort the answers by reward and let $F(y) = P_{\rm ref}(r \le r(y))$. The
+# best of $n$ has reward at most $r(y)$ with probability $F(y)^n$, so (distinct rewards)
+#
+# $$\pi_n(y) = F(y)^n - F(y^-)^n,$$
+#
+# where $y^-$ is the next-worse answer ($F(y^-) = 0$ for the worst). By hand, then through
+# both library versions, then by simulation:
+
+# %%
+n = 4
+order = np.argsort(r)  # worst ... best
+cdf = np.cumsum(pi_ref[order])  # F(y) in sorted order
+pi_n_sorted = cdf**n - np.concatenate([[0.0], cdf[:-1]]) ** n
+pi_n = np.empty(K)
+pi_n[order] = pi_n_sorted
+print("pi_4 by hand          ", pi_n)
+np.testing.assert_allclose(best_of_n_policy(pi_ref, r, n), pi_n, rtol=1e-12)
+np.testing.assert_allclose(best_of_n_distribution(pi_ref, r, n), pi_n, rtol=1e-12)
+
+rng = np.random.default_rng(0)
+draws = rng.choice(K, size=(200_000, n), p=pi_ref)  # 200k rounds of n draws
+winners = draws[np.arange(len(draws)), np.argmax(r[draws], axis=1)]
+simulated = np.bincount(winners, minlength=K) / len(winners)
+print("pi_4 by simulation    ", simulated)
+np.testing.assert_allclose(simulated, pi_n, atol=5e-3)
+
+# %% [markdown]
+# **Its KL, against the bound.** A much-quoted formula says
+# $\mathrm{KL}(\pi_n \| \pi_{\rm ref}) = \log n - (n-1)/n$. It is an **upper bound**
+# (Beirami et al. 2024), equal only in the limit of many equally likely answers. With
+# five answers it is loose, and badly so for large $n$: once $n$ is large best-of-n
+# returns the best answer almost surely, so its KL stops at
+# $-\log \pi_{\rm ref}(y_{\rm best})$, while $\log n$ keeps growing. A bandit with 20,000
+# equally likely answers shows where the bound is tight.
+
+# %%
+ns = np.unique(np.r_[np.round(np.logspace(0, 3, 40)).astype(int), 8, 64])  # 1 ... 1000
+kl_exact = np.array([kl(best_of_n_distribution(pi_ref, r, m), pi_ref) for m in ns])
+bound = np.array([best_of_n_kl_bound(m) for m in ns])
+many = np.full(20_000, 1 / 20_000)  # a reference with 20,000 equally likely answers
+kl_many = np.array([kl(best_of_n_policy(many, np.arange(20_000.0), m), many) for m in ns])
+ceiling = -np.log(pi_ref[best])
+assert np.all(kl_exact <= bound + 1e-12) and np.all(kl_many <= bound + 1e-12)
+assert kl_exact[-1] <= ceiling + 1e-9
+for m in [2, 8, 64, 1000]:
+    k = int(np.flatnonzero(ns == m)[0])
+    print(
+        f"n = {m:>4}: exact KL {kl_exact[k]:.3f} (20,000 answers: {kl_many[k]:.3f}), "
+        f"bound {bound[k]:.3f}"
+    )
+
+# %% [markdown]
+# **Win rate.** How often does best-of-n's answer beat a fresh reference answer (ties
+# count half)? With $n+1$ draws from a continuous distribution, each is equally likely to
+# be the largest, so best-of-n wins $n/(n+1)$ of the time. With few discrete answers ties
+# are common and the win rate falls short of that.
+
+# %%
+wins = np.array([win_rate(best_of_n_distribution(pi_ref, r, m), pi_ref, r) for m in ns])
+assert np.all(wins <= ns / (ns + 1) + 1e-12)
+np.testing.assert_allclose(wins[0], 0.5)  # n = 1 is the reference itself: a coin flip
+np.testing.assert_allclose(wins[-1], 1 - pi_ref[best] / 2, atol=1e-6)  # see the plot below
+print(f"n = 4: win rate {win_rate(pi_n, pi_ref, r):.4f} <= 4/5 = {4 / 5:.4f}")
+
+# %%
+bon = [best_of_n_distribution(pi_ref, r, m) for m in ns]
+bon_kl, bon_reward = np.array([kl(q, pi_ref) for q in bon]), np.array([q @ r for q in bon])
+# nothing beats the frontier: for every beta, E_q[r] - beta KL(q) <= beta log Z = max J
+values = np.array([kl_regularized_optimum(ref_logits, r, b)[1] for b in betas])  # (60,)
+assert np.all(bon_reward[:, None] - betas * bon_kl[:, None] <= values + 1e-12)
+
+fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
+ax = axes[0]
+ax.plot(front_kl, front_reward, label=r"optimum $\pi^*_\beta$ (sweep over $\beta$)")
+ax.plot(bon_kl, bon_reward, "o", ms=4, label="best-of-n, n = 1 ... 1000")
+ax.axhline(r.max(), color="gray", ls=":", label="best answer's reward")
+ax.set_title("The exact reward–KL frontier")
+ax.set_xlabel(r"KL($\pi$ || $\pi_{\rm ref}$) (nats)")
+ax.set_ylabel(r"expected true reward $E_\pi[r]$")
+ax.legend(fontsize=8)
+ax = axes[1]
+ax.semilogx(ns, bound, "k--", label=r"bound $\log n - (n-1)/n$")
+ax.semilogx(ns, kl_many, label="exact, 20,000 equally likely answers")
+ax.semilogx(ns, kl_exact, label="exact, our 5-answer bandit")
+ax.axhline(ceiling, color="gray", ls=":", label=r"$-\log \pi_{\rm ref}(y_{\rm best})$")
+ax.set_title("Best-of-n KL: exact vs the bound")
+ax.set_xlabel("n")
+ax.set_ylabel(r"KL($\pi_n$ || $\pi_{\rm ref}$) (nats)")
+ax.legend(fontsize=8)
+ax = axes[2]
+ax.semilogx(ns, ns / (ns + 1), "k--", label="n / (n + 1)")
+ax.semilogx(ns, wins, label="exact win rate, our bandit")
+ax.set_title("Best-of-n win rate over the reference")
+ax.set_xlabel("n")
+ax.set_ylabel("P(best-of-n beats a reference answer)")
+ax.legend(fontsize=8)
+fig.tight_layout()
+
+# %% [markdown]
+# Three things to read off. Best-of-n sits very close to the optimal frontier (left):
+# a cheap method, nearly as good as the exact optimum at the same KL. The bound (middle)
+# is tight only for many small outcomes; on our bandit it overstates the KL at every
+# $n > 1$ and is useless past $n \approx 50$, where the exact KL hits its ceiling of
+# $-\log \pi_{\rm ref}(y_{\rm best}) \approx 2.63$. Reporting $\log n - (n-1)/n$ as "the KL
+# of best-of-n" overstates it more than twofold at $n = 1000$. And the win rate stops
+# short of $n/(n+1)$ (right): once best-of-n always returns the best answer, it ties
+# (half a win) whenever the reference draws that answer too, so it can never exceed
+# $1 - \pi_{\rm ref}(y_{\rm best})/2 \approx 0.964$.
+#
+# ## 7. DPO on Bradley–Terry preferences
+#
+# DPO never sees the reward. It sees pairs: the same prompt, a preferred answer $y^+$ and
+# a dispreferred $y^-$. As the seed writes it, the log-ratio margin is
+#
+# $$\Delta_\theta(x,y^+,y^-) = \bigl[\log\pi_\theta(y^+\!\mid\!x)-\log\pi_{\mathrm{ref}}(y^+\!\mid\!x)\bigr] -\bigl[\log\pi_\theta(y^-\!\mid\!x)-\log\pi_{\mathrm{ref}}(y^-\!\mid\!x)\bigr]$$
+#
+# and the loss is a logistic loss on it:
+#
+# $$L_{\mathrm{DPO}}(\theta) = -\mathbb{E}_{(x,y^+,y^-)}\!\Big[\log \sigma\!\bigl(\tfrac{1}{\tau}\,\Delta_\theta(x,y^+,y^-)\bigr)\Big]$$
+#
+# where
+#
+# $$\sigma(z)=1/(1+e^{-z})$$
+#
+# **Careful with $\tau$.** The seed's temperature $\tau$ is the DPO paper's $1/\beta$
+# (TRL's `DPOConfig.beta` is $1/\tau$). By hand for one pair, $y^+ = 0$ and $y^- = 4$,
+# under the policy $\theta$ of section 2, with $\tau = 0.5$:
+
+# %%
+tau = 0.5
+log_pi, log_ref = np.log(p), np.log(pi_ref)
+y_plus, y_minus = 0, 4
+delta = (log_pi[y_plus] - log_ref[y_plus]) - (log_pi[y_minus] - log_ref[y_minus])
+sigma = 1 / (1 + np.exp(-delta / tau))
+loss_by_hand = -np.log(sigma)
+print(f"Delta = {delta:.4f}, sigma(Delta/tau) = {sigma:.4f}, loss = {loss_by_hand:.4f}")
+
+args = [log_pi[[y_plus]], log_pi[[y_minus]], log_ref[[y_plus]], log_ref[[y_minus]]]  # (B=1,)
+np.testing.assert_allclose(dpo_delta(*args).data, [delta], rtol=1e-12)
+np.testing.assert_allclose(dpo_loss(*args, tau=tau).item(), loss_by_hand, rtol=1e-12)
+# at the reference every margin is 0, and the loss is log 2
+at_ref = dpo_loss(log_ref[[0]], log_ref[[4]], log_ref[[0]], log_ref[[4]], tau=tau).item()
+print(f"loss at the reference: {at_ref:.6f} = log 2 = {np.log(2):.6f}")
+np.testing.assert_allclose(at_ref, np.log(2), rtol=1e-12)
+
+# %% [markdown]
+# **The data.** Pairs are drawn from the reference, $y_i, y_j \sim \pi_{\rm ref}$, and
+# labelled by a Bradley–Terry annotator with rationality $\beta_{BT}$:
+# $P(y_i \succ y_j) = \sigma\big(\beta_{BT}(r_i - r_j)\big)$. With five answers we don't
+# need to sample: the **expected** DPO loss is an exact sum over all ordered pairs,
+# each weighted by how often it is drawn and labelled that way,
+#
+# $$\mathbb{E}[L_{\rm DPO}] = \sum_{i \ne j} \pi_{\rm ref}(y_i)\,\pi_{\rm ref}(y_j)\,
+#   \sigma\big(\beta_{BT}(r_i - r_j)\big)\; \Big[-\log\sigma\big(\tfrac1\tau \Delta_\theta(y_i, y_j)\big)\Big]$$
+#
+# (pairs with $i = j$ have $\Delta = 0$ and add a constant). **Where it ends.** Write
+# $h(y) = \log \pi_\theta(y) - \log \pi_{\rm ref}(y)$, so $\Delta_\theta = h(y_i) - h(y_j)$. The
+# terms for $(i, j)$ and $(j, i)$ together are a cross-entropy between the label
+# probability $\sigma(\beta_{BT}(r_i - r_j))$ and the model's $\sigma(\Delta/\tau)$, smallest
+# when the two match: $\Delta/\tau = \beta_{BT}(r_i - r_j)$ for every pair, which
+# $h = \tau\beta_{BT}\, r + \text{const}$ achieves. So
+#
+# $$\pi_{\rm DPO} = \frac{\pi_{\rm ref}\, e^{\tau \beta_{BT}\, r}}{Z}
+#   = \pi^*_{\beta}\ \text{ of section 4 with }\ \beta = \frac{1}{\tau\,\beta_{BT}} .$$
+#
+# DPO lands on the KL-regularised optimum, with the paper's $\beta = 1/\tau$ measured in
+# the annotator's reward units $\beta_{BT}\, r$. Now minimise the exact expected loss by
+# plain gradient descent on the logits:
+
+# %%
+beta_bt = 2.0
+pairs = np.array(list(itertools.permutations(range(K), 2)))  # (20, 2) ordered pairs i != j
+i, j = pairs[:, 0], pairs[:, 1]
+p_label = 1 / (1 + np.exp(-beta_bt * (r[i] - r[j])))  # P(y_i preferred to y_j)
+bt_weights = pi_ref[i] * pi_ref[j] * p_label  # (20,)
+
+
+def expected_pair_loss(logits, weights, loss_type="sigmoid"):
+    """Sum over ordered pairs (i preferred to j) of weight * loss: an exact expectation."""
+    logp = F.log_softmax(logits)  # (K,) log pi_theta
+    losses = dpo_loss(
+        logp[i], logp[j], log_ref[i], log_ref[j], tau, loss_type=loss_type, reduction="none"
+    )  # (20,)
+    return (losses * weights).sum()
+
+
+def descend(weights, loss_type, steps, lr):
+    """Plain gradient descent on free logits from the reference; the logits at every step."""
+    logits = ma.tensor(ref_logits.copy(), requires_grad=True)
+    trace = []
+    for _ in range(steps):
+        loss = expected_pair_loss(logits, weights, loss_type)
+        logits.zero_grad()
+        loss.backward()
+        logits.data -= lr * logits.grad
+        trace.append(logits.data.copy())
+    return np.array(trace)  # (steps, K)
+
+
+def probs(logits):  # softmax along the last axis, NumPy
+    e = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+trace = descend(bt_weights, "sigmoid", steps=300, lr=5.0)
+target = pi_ref * np.exp(tau * beta_bt * r)
+target /= target.sum()
+pi_dpo = probs(trace[-1])
+print("DPO after 300 steps       ", pi_dpo)
+print("pi_ref exp(tau b_BT r) / Z", target)
+np.testing.assert_allclose(pi_dpo, target, atol=1e-8)
+np.testing.assert_allclose(target, optimal_policy(pi_ref, r, 1 / (tau * beta_bt)), rtol=1e-12)
+
+# %%
+fig, ax = plt.subplots(figsize=(6, 3.5))
+ax.semilogy(np.abs(probs(trace) - target).max(axis=1))
+ax.set_title(r"DPO's exact expected loss is minimised at $\pi_{\rm ref} e^{\tau\beta_{BT} r}/Z$")
+ax.set_xlabel("gradient step")
+ax.set_ylabel(r"$\max_y |\pi_\theta(y) - \pi_{\rm target}(y)|$ (log scale)")
+plt.show()
+
+# %% [markdown]
+# A common mistake is to plug the DPO paper's $\beta$ in where the seed's $\tau$ goes:
+# the policy would then move towards $\pi_{\rm ref} e^{\beta_{BT} r / \tau}$, a far
+# greedier target. With $\tau = 0.5$ and $\beta_{BT} = 2$ that is the difference between
+# $e^{1 \cdot r}$ and $e^{4 r}$:
+
+# %%
+for name, scale in [
+    ("correct, tau * beta_BT", tau * beta_bt),
+    ("swapped, beta_BT / tau", beta_bt / tau),
+]:
+    q = pi_ref * np.exp(scale * r)
+    q /= q.sum()
+    print(f"{name:<24} KL {kl(q, pi_ref):.3f}  E[r] {q @ r:.3f}")
+
+# %% [markdown]
+# ## 8. Deterministic preferences: DPO runs away, IPO settles
+#
+# Now let the annotator be perfect ($\beta_{BT} \to \infty$): the higher-reward answer is
+# always preferred. The DPO loss of each pair, $-\log\sigma(\Delta/\tau)$, is then
+# minimised only as $\Delta \to \infty$, so gradient descent never stops pushing:
+# $\pi_\theta(y^-) \to 0$ for every answer that ever loses, whatever $\tau$ is. The KL
+# anchor that $\tau$ was supposed to provide disappears. IPO (Azar et al. 2023) replaces
+# the logistic loss by a squared one, $(\Delta - \tau/2)^2$ in minialign's
+# parametrisation (`loss_type="ipo"`), which has a finite minimiser. For IPO the exact
+# expected loss is a weighted least-squares problem in $h$, so we can even compute its
+# end point directly.
+
+# %%
+perfect_weights = pi_ref[i] * pi_ref[j] * (r[i] > r[j])  # (20,) only the true order is seen
+steps = 3000
+dpo_trace = descend(perfect_weights, "sigmoid", steps, lr=5.0)
+ipo_trace = descend(perfect_weights, "ipo", steps, lr=2.0)
+worst = int(np.argmin(r))
+
+
+def margin(trace):  # Delta(best, worst) = h(best) - h(worst) at every step
+    h = np.log(probs(trace)) - log_ref
+    return h[:, best] - h[:, worst]
+
+
+dpo_margin, ipo_margin = margin(dpo_trace), margin(ipo_trace)
+
+# IPO's end point: minimise sum_k w_k (h_i - h_j - tau/2)^2 over h (defined up to a constant)
+A = np.zeros((len(pairs), K))
+A[np.arange(len(pairs)), i], A[np.arange(len(pairs)), j] = 1.0, -1.0  # (A h)_k = h_i - h_j
+sqrt_w = np.sqrt(perfect_weights)
+h_ipo = np.linalg.lstsq(A * sqrt_w[:, None], sqrt_w * tau / 2, rcond=None)[0]
+ipo_end = probs(log_ref + h_ipo)
+np.testing.assert_allclose(probs(ipo_trace[-1]), ipo_end, atol=1e-9)
+
+for name, tr, m in [("DPO", dpo_trace, dpo_margin), ("IPO", ipo_trace, ipo_margin)]:
+    print(
+        f"{name}: margin at steps 10/100/1000/3000 = "
+        + " / ".join(f"{m[s - 1]:.2f}" for s in (10, 100, 1000, 3000))
+        + f";  final pi = {probs(tr[-1])}, KL = {kl(probs(tr[-1]), pi_ref):.2f}"
+    )
+assert np.all(np.diff(dpo_margin[99:]) > 0)  # still rising at every step
+assert dpo_margin[-1] - dpo_margin[steps // 2] > 1.0  # and by a lot: no plateau
+assert abs(ipo_margin[-1] - ipo_margin[steps // 2]) < 1e-9  # IPO has stopped
+
+# %%
+fig, (ax_m, ax_p) = plt.subplots(1, 2, figsize=(11, 3.8))
+x = np.arange(1, steps + 1)
+ax_m.semilogx(x, dpo_margin, label="DPO (sigmoid)")
+ax_m.semilogx(x, ipo_margin, label=r"IPO, $(\Delta - \tau/2)^2$")
+ax_m.set_title("Perfect preferences: the margin of best over worst")
+ax_m.set_xlabel("gradient step (log scale)")
+ax_m.set_ylabel(r"$\Delta_\theta(y_{\rm best}, y_{\rm worst})$")
+ax_m.legend()
+ax_p.semilogx(x, probs(dpo_trace)[:, best], label="DPO")
+ax_p.semilogx(x, probs(ipo_trace)[:, best], label="IPO")
+ax_p.axhline(pi_ref[best], color="gray", ls=":", label=r"$\pi_{\rm ref}$")
+ax_p.set_title("Probability of the best answer")
+ax_p.set_xlabel("gradient step (log scale)")
+ax_p.set_ylabel(r"$\pi_\theta(y_{\rm best})$")
+ax_p.legend()
+fig.tight_layout()
+
+# %% [markdown]
+# DPO's margin keeps climbing, by roughly the same amount for every tenfold increase
+# in steps (a straight line on the log axis): for large margins the loss
+# $-\log\sigma(\Delta/\tau) \approx e^{-\Delta/\tau}$ has a gradient that shrinks but never
+# vanishes. Its policy slides towards "always answer 0", and the KL to the reference
+# grows towards $-\log\pi_{\rm ref}(y_{\rm best})$ whatever $\tau$ says. IPO reaches its
+# least-squares margins within a few dozen steps and stays there. (Its best-vs-worst
+# margin is not exactly $\tau/2$: one vector $h$ has to serve all ten pairs at once, and
+# least squares balances them.) With finite data, every preference that happens to be
+# unanimous in the sample behaves like this, one reason DPO runs are stopped early.
+#
+# ## 9. Try this
+#
+# Check the DPO optimum on a *random* bandit: draw one with `make_bandit(8, rng)`, pick
+# your own $\tau$ and $\beta_{BT}$, compute the exact expected loss over all ordered pairs
+# (sample no data), descend, and compare with `optimal_policy(pi_ref, r, 1 / (tau * beta_bt))`.
+# Then keep the same data but swap the logistic loss for SLiC's hinge
+# (`loss_type="hinge"`): is the end point still that optimum?
+#
+# <details>
+# <summary><b>Solution</b> (click to expand)</summary>
+#
+# ```python
+# b8 = make_bandit(8, rng=np.random.default_rng(5))
+# pr, rr, tau8, bbt8 = b8.pi_ref, b8.rewards, 1.0, 1.5
+# pi8, pj8 = np.array(list(itertools.permutations(range(8), 2))).T
+# w8 = pr[pi8] * pr[pj8] / (1 + np.exp(-bbt8 * (rr[pi8] - rr[pj8])))
+#
+#
+# def end_point(loss_type, steps=2000, lr=3.0):
+#     z = ma.tensor(b8.ref_logits.copy(), requires_grad=True)
+#     for _ in range(steps):
+#         lp = F.log_softmax(z)
+#         ref = np.log(pr)
+#         losses = dpo_loss(lp[pi8], lp[pj8], ref[pi8], ref[pj8], tau8,
+#                           loss_type=loss_type, reduction="none")
+#         loss = (losses * w8).sum()
+#         z.zero_grad()
+#         loss.backward()
+#         z.data -= lr * z.grad
+#     return probs(z.data)
+#
+#
+# target8 = optimal_policy(pr, rr, 1 / (tau8 * bbt8))
+# np.testing.assert_allclose(end_point("sigmoid"), target8, atol=1e-6)
+# print("hinge is off by", np.abs(end_point("hinge") - target8).max())  # a different end point
+# ```
+#
+# Only the logistic loss matches the Bradley–Terry likelihood, so only it recovers
+# $\pi_{\rm ref} e^{\tau\beta_{BT} r}/Z$; the hinge loss stops caring once a margin
+# exceeds $\tau$ and ends elsewhere.
+#
+# </details>
