@@ -80,6 +80,19 @@ def check_finite(value: float, what: str) -> float:
     return value
 
 
+def sample_with_reference(
+    policy: Module, reference: Module, prompts: np.ndarray, *, max_new_tokens: int,
+    stop_token: int, pad_id: int, rng: np.random.Generator, temperature: float = 1.0,
+):  # fmt: skip
+    """Sample one response per prompt row from ``policy`` (KV cache) and score its tokens
+    under ``reference``, without gradient: ``(Generation, SequenceLogprobs of reference)``."""
+    with no_grad():
+        gen = generate(policy, prompts, max_new_tokens, temperature=temperature, rng=rng,
+                       stop_token=stop_token, pad_id=pad_id)  # fmt: skip
+        ref_logp = sequence_logprobs(reference, gen.tokens, gen.response_mask, temperature)
+    return gen, ref_logp
+
+
 def evaluate_policy(
     policy: Module,
     reference: Module,
@@ -98,17 +111,9 @@ def evaluate_policy(
     ``true_reward(tokens, response_mask) -> (B,)`` and ``reward_model(tokens,
     response_mask) -> (B,)`` score whole sequences; KL is the sequence-level k1 above.
     """
-    with no_grad():
-        gen = generate(
-            policy,
-            prompts,
-            max_new_tokens,
-            temperature=temperature,
-            rng=rng,
-            stop_token=stop_token,
-            pad_id=pad_id,
-        )
-        ref_logp = sequence_logprobs(reference, gen.tokens, gen.response_mask, temperature)
+    gen, ref_logp = sample_with_reference(policy, reference, prompts, rng=rng,
+                                          max_new_tokens=max_new_tokens, stop_token=stop_token,
+                                          pad_id=pad_id, temperature=temperature)  # fmt: skip
     kl = gen.logprobs.sum(axis=1) - ref_logp.total.data  # (B,)
     out = {
         "true_reward": float(np.mean(true_reward(gen.tokens, gen.response_mask))),
@@ -139,20 +144,12 @@ def make_eval_fn(
     training generator, so evaluating does not change training and a resumed run
     evaluates exactly as an uninterrupted one. Keys get an ``eval_`` prefix.
     """
+    options = dict(max_new_tokens=max_new_tokens, stop_token=stop_token, pad_id=pad_id,
+                   reward_model=reward_model, temperature=temperature)  # fmt: skip
 
     def eval_fn(step: int) -> dict[str, float]:
-        metrics = evaluate_policy(
-            policy,
-            reference,
-            prompts,
-            true_reward,
-            max_new_tokens=max_new_tokens,
-            stop_token=stop_token,
-            pad_id=pad_id,
-            rng=np.random.default_rng([seed, step]),
-            reward_model=reward_model,
-            temperature=temperature,
-        )
+        rng = np.random.default_rng([seed, step])
+        metrics = evaluate_policy(policy, reference, prompts, true_reward, rng=rng, **options)
         return {f"eval_{k}": v for k, v in metrics.items()}
 
     return eval_fn

@@ -25,9 +25,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import functional as F
-from ..autograd import Tensor, no_grad
-from ..nn import generate, sequence_logprobs
-from .common import make_eval_fn  # noqa: F401  (re-exported: demo.py imports it from here)
+from ..autograd import Tensor
+from .common import (
+    make_eval_fn,  # noqa: F401  (re-exported: demo.py imports it from here)
+    sample_with_reference,
+)
 
 RewardFn = Callable[[np.ndarray, np.ndarray], "np.ndarray | Mapping[str, np.ndarray]"]
 
@@ -78,18 +80,10 @@ def collect_rollout(
     policy, reference, reward_fn, prompts, *, max_new_tokens, temperature, stop_token, pad_id, rng
 ) -> Rollout:
     """Sample one response per prompt row and measure it; no gradient anywhere."""
-    gen = generate(
-        policy,
-        prompts,
-        max_new_tokens,
-        temperature=temperature,
-        rng=rng,
-        stop_token=stop_token,
-        pad_id=pad_id,
-    )
+    gen, logp_ref = sample_with_reference(policy, reference, prompts, rng=rng,
+                                          max_new_tokens=max_new_tokens, stop_token=stop_token,
+                                          pad_id=pad_id, temperature=temperature)  # fmt: skip
     scores, extra = score_responses(reward_fn, gen.tokens, gen.response_mask)
-    with no_grad():
-        logp_ref = sequence_logprobs(reference, gen.tokens, gen.response_mask, temperature)
     return Rollout(
         gen.tokens,
         gen.response_mask,
