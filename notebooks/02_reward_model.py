@@ -1,0 +1,463 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 02 · The reward model: learning a score from comparisons
+#
+# PPO and GRPO maximise a reward $r_\phi(x,y)$, and the seed document only says that this
+# reward model is trained "on human preference data". This notebook fills in that step. People
+# rarely agree on an absolute score for a response, but they can say which of two responses they
+# prefer; the Bradley–Terry model turns such comparisons into a score. You will compute its loss
+# and gradient by hand, label preference pairs with a simulated (noisy) annotator on the
+# sentiment task, train a `RewardModel`, and then look hard at what it gets wrong, including
+# inputs it never saw in training, where it disagrees badly with the true reward. Those
+# disagreements are what PPO will exploit in notebook 06.
+#
+# Runtime: about 10 seconds on a laptop CPU (2 cores), fully seeded.
+#
+# 1. The Bradley–Terry model
+# 2. The Bradley–Terry loss
+# 3. Preference pairs from a simulated annotator
+# 4. Training the reward model
+# 5. What the reward model gets wrong
+# 6. Out of distribution: repeated words
+# 7. Margin and centring
+# 8. Try this
+
+# %%
+import warnings
+
+import matplotlib.pyplot as plt
+import numpy as np
+from threadpoolctl import threadpool_limits
+from tqdm import TqdmWarning
+
+# tqdm.auto warns at import when ipywidgets is missing; bars fall back to text (and we hide them)
+warnings.filterwarnings("ignore", category=TqdmWarning)
+
+import minialign as ma
+from minialign.nn import RewardModel
+from minialign.objectives import bradley_terry_loss, preference_accuracy
+from minialign.plots import plot_history
+from minialign.pretrained import load_reference, make_task
+from minialign.train import bayes_accuracy, reward_fn, train_reward_model
+
+# Our matrices are tiny: one BLAS thread is several times faster here, and sums in a fixed order.
+threadpool_limits(1, "blas")
+ma.seed(0)
+np.set_printoptions(precision=4, suppress=True)
+
+
+def sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+# %% [markdown]
+# ## 1. The Bradley–Terry model
+#
+# The seed starts from a reward model $r_\phi(x,y)$: a network that reads a prompt $x$ and a
+# response $y$ and outputs one number. The data used to train it are not numbers but choices:
+# for a prompt $x$, an annotator saw two responses and picked one, the preferred $y^+$ over
+# the other, $y^-$. The standard way to connect scores and choices, used by InstructGPT,
+# Llama 2 and TRL's `RewardTrainer`, is the **Bradley–Terry model**: the probability of
+# preferring $y^+$ is the logistic function of the difference of the two scores,
+#
+# $$P(y^+ \succ y^- \mid x) = \sigma\big(r_\phi(x, y^+) - r_\phi(x, y^-)\big),
+#   \qquad \sigma(z) = \frac{1}{1 + e^{-z}} .$$
+#
+# Equal scores give a coin flip; a gap of 2 gives 88%. Only **differences** of scores appear,
+# so adding the same constant to every score changes nothing. Three responses, by hand:
+
+# %%
+scores = {"A": 1.2, "B": 0.3, "C": -0.5}
+for better, worse in [("A", "B"), ("B", "C"), ("A", "C"), ("C", "A")]:
+    gap = scores[better] - scores[worse]
+    print(f"P({better} > {worse}) = sigma({gap:+.1f}) = {sigmoid(gap):.3f}")
+shifted = {k: v + 10.0 for k, v in scores.items()}
+assert np.isclose(sigmoid(shifted["A"] - shifted["B"]), sigmoid(scores["A"] - scores["B"]))
+assert np.isclose(sigmoid(0.9) + sigmoid(-0.9), 1.0)  # P(A > B) + P(B > A) = 1
+
+# %% [markdown]
+# ## 2. The Bradley–Terry loss
+#
+# Fitting the model means maximising the likelihood of the choices the annotators made. For a
+# batch of $B$ pairs, with $r^+_b = r_\phi(x_b, y^+_b)$ and $r^-_b = r_\phi(x_b, y^-_b)$, the
+# negative log-likelihood, minimised, is
+#
+# $$\mathcal{L}(\phi) = -\frac{1}{B}\sum_{b=1}^{B} \log \sigma\big(r^+_b - r^-_b\big).$$
+#
+# This is logistic regression on the score gap, with every label equal to 1. Line by line on four
+# pairs (the second is ranked the wrong way round by the current scores):
+
+# %%
+chosen = np.array([1.2, 0.3, -0.2, 2.0])  # r+ for 4 pairs
+rejected = np.array([0.3, 0.8, -0.5, -1.0])  # r-
+gap = chosen - rejected  # r+ - r-
+p_model = sigmoid(gap)  # P(y+ > y-) under the model
+nll = -np.log(p_model)  # one term per pair
+by_hand = nll.mean()
+print("gap      ", gap)
+print("P(y+>y-) ", p_model)
+print("-log P   ", nll)
+print(f"loss = {by_hand:.6f}")
+
+loss = bradley_terry_loss(chosen, rejected)
+print(f"minialign.objectives.bradley_terry_loss = {loss.item():.6f}")
+np.testing.assert_allclose(loss.item(), by_hand, rtol=1e-12)
+accuracy = preference_accuracy(chosen, rejected)  # the fraction with r+ > r-
+print(f"preference accuracy = {accuracy}  (pair 2 is ranked the wrong way)")
+assert accuracy == np.mean(gap > 0) == 0.75
+
+# %% [markdown]
+# **The gradient.** With $d = r^+ - r^-$, $\frac{d}{dd}\big[-\log\sigma(d)\big] = -\sigma(-d)$.
+# So each pair pushes $r^+$ up and $r^-$ down with the same strength $\sigma(-(r^+ - r^-))$,
+# divided by $B$ for the mean:
+#
+# $$\frac{\partial \mathcal{L}}{\partial r^+_b} = -\frac{1}{B}\,\sigma\big(-(r^+_b - r^-_b)\big),
+#   \qquad \frac{\partial \mathcal{L}}{\partial r^-_b} = +\frac{1}{B}\,\sigma\big(-(r^+_b - r^-_b)\big).$$
+#
+# The strength is near 1 for a pair ranked the wrong way, and near 0 for a pair already
+# separated by a wide gap: the loss stops caring about pairs it has learnt. Check against autograd:
+
+# %%
+weight = sigmoid(-gap)  # sigma(-(r+ - r-))
+B = len(gap)
+r_plus = ma.tensor(chosen, requires_grad=True)
+r_minus = ma.tensor(rejected, requires_grad=True)
+bradley_terry_loss(r_plus, r_minus).backward()
+print("sigma(-(r+ - r-))      ", weight)
+print("autograd dL/dr+ * B    ", r_plus.grad * B)
+print("autograd dL/dr- * B    ", r_minus.grad * B)
+np.testing.assert_allclose(r_plus.grad, -weight / B, rtol=1e-12)
+np.testing.assert_allclose(r_minus.grad, weight / B, rtol=1e-12)
+
+# %% [markdown]
+# Two closed forms worth remembering: equal scores give $-\log\sigma(0) = \log 2 \approx 0.693$
+# (where a fresh reward model starts), and the loss stays finite for absurd gaps because it is
+# computed with a stable `logsigmoid`, never as `log(sigmoid(...))`:
+
+# %%
+equal = bradley_terry_loss(np.zeros(3), np.zeros(3)).item()
+print(f"equal scores: {equal:.6f}  (log 2 = {np.log(2):.6f})")
+np.testing.assert_allclose(equal, np.log(2), rtol=1e-12)
+extreme = bradley_terry_loss(np.array([-1e4, 1e4]), np.array([1e4, -1e4])).item()
+print(f"gaps of -2e4 and +2e4: loss = {extreme}  (= 2e4 / 2, no overflow)")
+np.testing.assert_allclose(extreme, 1e4, rtol=1e-12)
+
+# %% [markdown]
+# ## 3. Preference pairs from a simulated annotator
+#
+# On the sentiment task (a prompt such as "the movie was", continued by the model), we know the
+# **true reward** $r(y)$ of every continuation: the mean valence of its words, minus a penalty
+# for repeated adjectives (see `minialign.tasks.sentiment`). Instead of people, an annotator
+# that itself follows Bradley–Terry on the true reward labels the pairs:
+#
+# $$P(y_1 \text{ chosen}) = \sigma\big(\beta_{BT}\,(r(y_1) - r(y_2))\big).$$
+#
+# $\beta_{BT}$ sets how reliable it is: with $\beta_{BT} = 8$, two responses whose true rewards
+# differ by 0.1 are ordered correctly only 69% of the time. `make_preference_pairs` draws two
+# continuations per prompt from the corpus generator and records each label with the probability
+# the annotator gave it (`p_chosen`):
+
+# %%
+task = make_task("sentiment")
+tok = task.tokenizer
+reference = load_reference("sentiment")
+BETA_BT = 8.0
+rng = np.random.default_rng(0)
+pairs = task.make_preference_pairs(2000, rng, beta_bt=BETA_BT)  # for training
+eval_pairs = task.make_preference_pairs(500, rng, beta_bt=BETA_BT)  # held out
+
+prompt_text = [tok.decode(p) for p in pairs.prompt_ids]
+chosen_text = tok.decode_batch(pairs.chosen.ids, pairs.chosen.response_mask)
+rejected_text = tok.decode_batch(pairs.rejected.ids, pairs.rejected.response_mask)
+for i in range(5):
+    print(f"[{i}] {prompt_text[i]} ...")
+    print(f"   chosen:   {chosen_text[i]:45s} true r = {pairs.chosen_reward[i]:+.2f}")
+    print(f"   rejected: {rejected_text[i]:45s} true r = {pairs.rejected_reward[i]:+.2f}")
+    print(f"   annotator's probability of this choice: {pairs.p_chosen[i]:.3f}")
+
+# %% [markdown]
+# Wherever the annotator's probability of its choice is below 0.5 (the first two pairs here), it
+# preferred the response with the lower true reward, as a noisy annotator sometimes will. No reward model can predict such
+# coin flips, which caps the label accuracy. If the annotator's probability of its choice is
+# $p_i$, the best possible predictor (one that knows the true reward) matches the label with
+# probability $\max(p_i, 1 - p_i)$, so the ceiling is
+#
+# $$\text{Bayes accuracy} = \frac{1}{n}\sum_{i=1}^{n} \max(p_i,\, 1 - p_i).$$
+
+# %%
+ceiling_by_hand = np.mean(np.maximum(pairs.p_chosen, 1 - pairs.p_chosen))
+ceiling = bayes_accuracy(eval_pairs)
+np.testing.assert_allclose(bayes_accuracy(pairs), ceiling_by_hand, rtol=1e-12)
+wrong = np.mean(pairs.chosen_reward < pairs.rejected_reward)
+print(f"labels that contradict the true ordering: {wrong:.1%}")
+print(f"Bayes accuracy: train {ceiling_by_hand:.3f}, held out {ceiling:.3f}")
+
+# %% [markdown]
+# ## 4. Training the reward model
+#
+# `RewardModel.from_policy(reference)` copies the pre-trained reference model's transformer
+# (so it starts out knowing the language) and adds a scalar head; its score $r_\phi(x,y)$ is the
+# head's output at the **last response token**. `train_reward_model` minimises the Bradley–Terry
+# loss with AdamW on random batches of 32 pairs. Every 20 steps it measures, on the held-out
+# pairs, the loss, the accuracy against the annotator's labels (`eval_accuracy`), and the
+# accuracy against the true ordering (`eval_true_accuracy`), which the noise does not cap.
+# (`progress=False` only hides the progress bar.)
+
+# %%
+rm = RewardModel.from_policy(reference, rng=np.random.default_rng(0))
+history = train_reward_model(
+    rm, pairs, eval_pairs=eval_pairs, steps=300, batch_size=32, lr=3e-3,
+    rng=1, eval_every=20, progress=False,
+)  # fmt: skip
+for key in ("eval_loss", "eval_accuracy", "eval_true_accuracy"):
+    print(f"{key:20s} step 0: {history[key][0]:.3f}   step 300: {history[key][-1]:.3f}")
+assert history["eval_accuracy"][0] < 0.6 < 0.8 < history["eval_accuracy"][-1] <= ceiling + 0.03
+assert history["eval_true_accuracy"][-1] > 0.9
+
+# %%
+fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 3.8))
+plot_history(history, ["loss", "eval_loss"], ax=ax_loss, smooth=10,
+             title="Bradley–Terry loss", ylabel="loss (nats per pair)")  # fmt: skip
+ax_loss.axhline(np.log(2), color="gray", ls=":", label="log 2 (chance)")
+ax_loss.legend()
+plot_history(history, ["eval_accuracy", "eval_true_accuracy"], ax=ax_acc,
+             title="Held-out accuracy", ylabel="fraction of pairs ranked right")  # fmt: skip
+ax_acc.axhline(ceiling, color="gray", ls="--", label=f"Bayes ceiling {ceiling:.3f}")
+ax_acc.legend()
+fig.tight_layout()
+
+# %% [markdown]
+# The label accuracy climbs from chance to just under the Bayes ceiling and cannot go further;
+# the agreement with the *true* ordering goes higher, because the model is learning the
+# annotator's underlying reward, not its coin flips. The training loss is noisy because each
+# batch has only 32 pairs; a training loss far *below* the held-out loss would mean it started
+# memorising the noisy labels.
+#
+# ## 5. What the reward model gets wrong
+#
+# Accuracy on pairs is only part of the story. PPO will use the *values* of $r_\phi$, so let us
+# score each held-out response on its own and compare with its true reward. Remember that the
+# scale and offset of $r_\phi$ are arbitrary (only differences were trained), so we look at
+# correlations, not equality. `reward_fn(rm)` is the scorer that PPO, GRPO and best-of-n use.
+
+# %%
+score = reward_fn(rm)  # (tokens, response_mask) -> (B,) float64, no gradient
+ids = np.concatenate([eval_pairs.chosen.ids, eval_pairs.rejected.ids])  # (2n, T)
+resp = np.concatenate([eval_pairs.chosen.response_mask, eval_pairs.rejected.response_mask])
+rm_score = score(ids, resp)  # (2n,)
+true_r = np.concatenate([eval_pairs.chosen_reward, eval_pairs.rejected_reward])
+
+
+def ranks(x):
+    return np.argsort(np.argsort(x)).astype(float)
+
+
+pearson = np.corrcoef(rm_score, true_r)[0, 1]
+spearman = np.corrcoef(ranks(rm_score), ranks(true_r))[0, 1]
+slope, offset = np.polyfit(true_r, rm_score, 1)  # r_phi ~ slope * r + offset
+print(f"{len(rm_score)} held-out responses: Pearson r = {pearson:.3f}, Spearman = {spearman:.3f}")
+print(
+    f"least-squares line: r_phi = {slope:.2f} * r {offset:+.2f}   (annotator's beta_BT = {BETA_BT})"
+)
+assert pearson > 0.9
+
+fig, ax = plt.subplots(figsize=(6, 4))
+ax.scatter(true_r, rm_score, s=8, alpha=0.5, label="held-out responses")
+grid = np.linspace(-1, 1, 2)
+ax.plot(grid, slope * grid + offset, "k--", lw=1, label=f"fit: {slope:.1f} r {offset:+.1f}")
+ax.set_xlabel("true reward r(y)")
+ax.set_ylabel(r"reward-model score $r_\phi(x, y)$")
+ax.set_title(f"Reward model vs true reward (held out; Pearson {pearson:.2f})")
+ax.legend()
+ax.grid(alpha=0.3)
+
+# %% [markdown]
+# On responses like those it was trained on, the reward model is very good. Note the slope: about
+# $\beta_{BT}$. Since the annotator's choices follow $\sigma(\beta_{BT}(r^+ - r^-))$, the score
+# that explains them best is $\beta_{BT}\,r$ plus any constant, and that is what the model has
+# (nearly) found. The scale of a reward model is set by how consistent the labels were, not by
+# anything meaningful.
+#
+# Where does it go wrong? Here are the held-out pairs it ranks against the true ordering, the most
+# confident mistakes first:
+
+# %%
+n_eval = len(eval_pairs.chosen)
+gap_rm = rm_score[:n_eval] - rm_score[n_eval:]  # r+ - r-, (n,)
+gap_true = eval_pairs.chosen_reward - eval_pairs.rejected_reward
+wrong_way = np.flatnonzero((np.sign(gap_rm) != np.sign(gap_true)) & (gap_true != 0))
+worst = wrong_way[np.argsort(-np.abs(gap_rm[wrong_way]))][:5]
+ev_chosen = tok.decode_batch(eval_pairs.chosen.ids, eval_pairs.chosen.response_mask)
+ev_rejected = tok.decode_batch(eval_pairs.rejected.ids, eval_pairs.rejected.response_mask)
+print(f"{len(wrong_way)} of {n_eval} held-out pairs are ranked against the true ordering")
+print(f"their median |true gap| is {np.median(np.abs(gap_true[wrong_way])):.2f}; "
+      f"over all pairs it is {np.median(np.abs(gap_true)):.2f}\n")  # fmt: skip
+for i in worst:
+    pair = [
+        (eval_pairs.chosen_reward[i], ev_chosen[i]),
+        (eval_pairs.rejected_reward[i], ev_rejected[i]),
+    ]
+    (rb, better), (rw, worse) = sorted(pair, reverse=True)
+    print(f"truly better ({rb:+.2f}): {better}")
+    print(f"truly worse  ({rw:+.2f}): {worse}")
+    print(f"   the reward model prefers the worse one by {abs(gap_rm[i]):.2f}\n")
+
+# %% [markdown]
+# Its mistakes are near-ties in the true reward, often responses with several adjectives of
+# opposite sign, whose mean valence is hard to read off; the annotator itself would flip a coin
+# on many of these. So in distribution, the reward model is about as good as the labels allow.
+#
+# ## 6. Out of distribution: repeated words
+#
+# The reward model was trained only on responses of the kind the corpus generator writes, where
+# no adjective is ever repeated. The true reward *penalises* repetition, so
+# "great great great great" scores $1 - 2 \cdot 3/4 = -0.5$: it is gibberish, not praise.
+# Nothing in the training pairs tells the reward model this. What does it say? To put its
+# scores on the true reward's scale we invert the fitted line of section 5,
+# $\hat r = (r_\phi - \text{offset}) / \text{slope}$, and we also give each score's percentile
+# among the held-out responses.
+
+
+# %%
+def rm_on(texts):
+    """Reward-model scores (on the true-reward scale) and true rewards of continuations."""
+    prompt = np.tile(task.sample_prompts(1, np.random.default_rng(0)), (len(texts), 1))  # (n, 4)
+    batch = tok.pack(prompt, [tok.encode(t, add_end=True) for t in texts], pad_to=task.block_size)
+    raw = score(batch.ids, batch.response_mask)
+    return raw, (raw - offset) / slope, task.true_reward(batch.ids, batch.response_mask)
+
+
+probes = [
+    "great",
+    "wonderful and brilliant",
+    "awful",
+    "great great",
+    "great great great great",
+    "excellent excellent excellent excellent excellent excellent",
+    "great wonderful great wonderful great wonderful",
+    "the the the the",
+]
+probe_raw, probe_rm, probe_true = rm_on(probes)
+probe_prompt = tok.decode(task.sample_prompts(1, np.random.default_rng(0))[0])
+header = f"continuation of '{probe_prompt}'"
+print(f"{header:58s} {'true r':>7s} {'RM (rescaled)':>14s}  RM percentile")
+for text, t, s, raw in zip(probes, probe_true, probe_rm, probe_raw):
+    print(f"{text:58s} {t:+7.2f} {s:+14.2f}  {np.mean(rm_score < raw):9.0%}")
+
+# %% [markdown]
+# A closer look: one positive adjective repeated $k$ times. The true reward falls from $+1$
+# towards $-1$ as $k$ grows; watch the reward model.
+
+# %%
+ks = np.arange(1, task.max_words + 1)
+_, rep_rm, rep_true = rm_on([" ".join(["great"] * k) for k in ks])
+
+fig, ax = plt.subplots(figsize=(6.5, 3.8))
+ax.plot(ks, rep_true, "o-", label="true reward")
+ax.plot(ks, rep_rm, "s-", label=r"reward model, rescaled: $(r_\phi - b)/a$")
+ax.axhline(0, color="gray", lw=0.8)
+ax.set_xlabel('k, number of times "great" is repeated')
+ax.set_ylabel("reward (true-reward units)")
+ax.set_title('"great" repeated k times: true reward vs reward model')
+ax.grid(alpha=0.3)
+ax.legend()
+print("k             ", ks)
+print("true r        ", rep_true.round(2))
+print("RM (rescaled) ", rep_rm.round(2))
+assert rep_true[-1] < -0.5 and np.all(rep_rm > 0.3)  # gibberish the RM still likes
+
+# %% [markdown]
+# The reward model's error here is not noise: it comes from what the training data never showed
+# it. On held-out data it looked excellent (over 90% of true orderings right), yet on an
+# input the data never contained it can rate gibberish above genuinely positive reviews. A policy
+# optimised against $r_\phi$ will search for exactly such inputs, since the high score is the only
+# thing it sees; this is **reward hacking**, and notebook 06 watches PPO find it. The KL penalty
+# in $J(\theta)$ is the guard: it makes straying far from the reference model, where the reward
+# model is untested, expensive.
+#
+# ## 7. Margin and centring
+#
+# `bradley_terry_loss` has two options from TRL's `RewardTrainer`.
+#
+# **Margin** $m_b$ (Llama 2): require the chosen score to beat the rejected one by at least
+# $m_b$, $-\log\sigma(r^+_b - r^-_b - m_b)$. Llama 2 set $m_b$ larger for pairs the annotators
+# marked as "significantly better", so such pairs are pushed further apart.
+
+# %%
+m = np.array([0.0, 1.0, 1.0, 3.0])  # one margin per pair
+by_hand = -np.log(sigmoid(chosen - rejected - m)).mean()
+np.testing.assert_allclose(bradley_terry_loss(chosen, rejected, margin=m).item(), by_hand)
+print(f"loss without margin {bradley_terry_loss(chosen, rejected).item():.4f}, with {by_hand:.4f}")
+
+# %% [markdown]
+# **Centring** (Eisenstein et al. 2023): since adding a constant to every score leaves the loss
+# unchanged, nothing stops the scores from drifting off to an arbitrary offset. Adding
+# $c\,\frac{1}{B}\sum_b (r^+_b + r^-_b)^2$ to the loss pulls the mean score towards 0. Here is a
+# second reward model, trained exactly like the first but with $c = 0.01$:
+
+# %%
+shift = 5.0
+np.testing.assert_allclose(  # the plain loss cannot see an offset
+    bradley_terry_loss(chosen + shift, rejected + shift).item(),
+    bradley_terry_loss(chosen, rejected).item(), rtol=1e-12,
+)  # fmt: skip
+rm_c = RewardModel.from_policy(reference, rng=np.random.default_rng(0))
+history_c = train_reward_model(
+    rm_c, pairs, eval_pairs=eval_pairs, steps=300, batch_size=32, lr=3e-3,
+    rng=1, eval_every=300, progress=False, center_coef=0.01,
+)  # fmt: skip
+rm_c_score = reward_fn(rm_c)(ids, resp)
+for name, s, h in [("c = 0   ", rm_score, history), ("c = 0.01", rm_c_score, history_c)]:
+    print(f"{name}: mean score {s.mean():+.3f}, std {s.std():.3f}, "
+          f"held-out accuracy {h.last('eval_accuracy'):.3f}")  # fmt: skip
+assert abs(rm_c_score.mean()) < abs(rm_score.mean())
+
+# %% [markdown]
+# The mean score moves to 0 and the accuracy is unchanged. The spread shrinks too: the penalty
+# grows with the size of the scores, so it also acts as a mild brake on their scale. Scores whose
+# offset and scale are pinned down are comparable across runs, and they are a better-scaled
+# reward for PPO.
+
+# %% [markdown]
+# ## 8. Try this
+#
+# A noisier annotator: label pairs with $\beta_{BT} = 2$ instead of 8 and train a reward model
+# on them exactly as in section 4. How far does the Bayes ceiling drop? Does the held-out label
+# accuracy still reach it, and how does the accuracy against the *true* ordering compare with
+# the run above?
+#
+# <details>
+# <summary><b>Solution</b> (click to expand)</summary>
+#
+# ```python
+# rng = np.random.default_rng(0)
+# noisy = task.make_preference_pairs(2000, rng, beta_bt=2.0)
+# noisy_eval = task.make_preference_pairs(500, rng, beta_bt=2.0)
+# rm_noisy = RewardModel.from_policy(reference, rng=np.random.default_rng(0))
+# h = train_reward_model(rm_noisy, noisy, eval_pairs=noisy_eval, steps=300, batch_size=32,
+#                        lr=3e-3, rng=1, eval_every=20, progress=False)
+# print(f"Bayes ceiling {bayes_accuracy(noisy_eval):.3f}")  # 0.689, down from 0.882
+# print(f"label accuracy {h.last('eval_accuracy'):.3f}")  # 0.646, a little under it
+# print(f"true-ordering accuracy {h.last('eval_true_accuracy'):.3f}")  # 0.845, was 0.958
+# ```
+#
+# The label accuracy, 0.65, looks poor, but the ceiling is only 0.69; against the true ordering
+# the same model is right 85% of the time: the label noise hides how good it is. Noisier labels
+# carry less information per pair, so it is still worse than with $\beta_{BT} = 8$ (0.96); more
+# pairs or more steps would close part of the gap. (Numbers from this seed.)
+#
+# </details>
