@@ -218,7 +218,8 @@ class SentimentTask:
         r_b = self.true_reward(b.ids, b.response_mask)
         u_a = r_a + length_bias * self.response_lengths(a.ids, a.response_mask)
         u_b = r_b + length_bias * self.response_lengths(b.ids, b.response_mask)
-        p_a = 1.0 / (1.0 + np.exp(-beta_bt * (u_a - u_b)))  # (n,)
+        z = beta_bt * (u_a - u_b)  # (n,)
+        p_a = np.exp(-np.logaddexp(0.0, -z))  # sigma(z), without overflow for any beta_bt
         a_wins = rng.random(n) < p_a
 
         def pick(x, y):
