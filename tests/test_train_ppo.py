@@ -116,6 +116,7 @@ def test_resume_equals_uninterrupted(setup, tmp_path):
                   **options)  # fmt: skip
     same_run(uninterrupted, resumed)
     np.testing.assert_array_equal(resumed[1].steps("eval_true_reward"), [0, 1, 2, 3, 4])
+    assert np.all(np.diff(resumed[1]["seconds"]) >= 0)  # cumulative, carried over on resume
     assert len(set(uninterrupted[1]["beta"])) > 1  # the adaptive β was restored, not reset
 
 
