@@ -20,6 +20,7 @@ from strategies import (
     basic_index_inputs,
     binary,
     broadcast_inputs,
+    clip_bounds_inputs,
     cross_entropy_inputs,
     dropout_inputs,
     embedding_inputs,
@@ -188,6 +189,11 @@ OP_CASES: list[OpCase] = [
     OpCase(
         "clip_lo", lambda x: x.clip(0.5), lambda x: np.maximum(x, 0.5),
         unary(floats(avoid=(0.5,))), lambda T, x: T.clamp(x, min=0.5),
+    ),
+    OpCase(
+        "clip_arrays", lambda x, lo, hi: ma.clip(x, lo, hi), lambda x, lo, hi: np.clip(x, lo, hi),
+        clip_bounds_inputs(),
+        lambda T, x, lo, hi: T.clamp(x, min=_mask_t(T, lo), max=_mask_t(T, hi)),
     ),
     OpCase(
         "where", lambda a, b, cond: ma.where(cond, a, b), lambda a, b, cond: np.where(cond, a, b),

@@ -122,6 +122,19 @@ def separated_pair(draw):
 
 
 @st.composite
+def clip_bounds_inputs(draw):
+    """``x`` and array bounds ``lo`` < ``hi`` that broadcast with it (possibly to a larger
+    shape). Bounds sit on the grid {-1.5, -0.5, 0.5, 1.5, 2.5}; ``x`` keeps 0.05 away."""
+    sx, sb = draw(
+        hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, max_side=3)
+    ).input_shapes
+    x = draw(arrays(sx, floats(avoid=(-1.5, -0.5, 0.5, 1.5, 2.5))))
+    lo = draw(hnp.arrays(np.float64, sb, elements=st.sampled_from([-1.5, -0.5, 0.5])))
+    width = draw(hnp.arrays(np.float64, sb, elements=st.sampled_from([1.0, 2.0])))
+    return (x,), {"lo": lo, "hi": lo + width}
+
+
+@st.composite
 def reduction(draw, ddof=False, distinct=False):
     shape = draw(shapes())
     axis = draw(axes_for(len(shape)))

@@ -24,6 +24,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from .tensor_methods import TensorMethods
+
 # ----------------------------------------------------------------------------
 # Global switches: gradient recording, anomaly detection, the default RNG.
 # ----------------------------------------------------------------------------
@@ -82,12 +84,15 @@ def get_rng(rng: np.random.Generator | None) -> np.random.Generator:
 Backward = Callable[[np.ndarray], Sequence[np.ndarray | None]]
 
 
-class Tensor:
+class Tensor(TensorMethods):
     """An ``np.ndarray`` that remembers how it was made.
 
     ``data``           the values (dtype is kept: float32 for models, float64 for checks)
     ``grad``           d(output)/d(self) after ``backward()``, same shape and dtype, or None
     ``requires_grad``  whether gradients flow into this tensor
+
+    Operators (``a + b``, ``a @ w``, ``a[i]``) and NumPy-named methods (``.sum()``,
+    ``.reshape()``, ``.T``) come from `TensorMethods`, each a one-line call to an op.
     """
 
     __array_priority__ = 1000  # make ``ndarray + Tensor`` call Tensor.__radd__
@@ -146,11 +151,6 @@ class Tensor:
     def detach(self) -> Tensor:
         """The same values, cut from the graph (shares memory, like ``torch.detach``)."""
         return Tensor(self.data)
-
-    def astype(self, dtype) -> Tensor:
-        from .ops import astype
-
-        return astype(self, dtype)
 
     def retain_grad(self) -> Tensor:
         """Keep ``.grad`` on this intermediate tensor after ``backward()`` (leaves always keep it)."""
@@ -232,134 +232,7 @@ class Tensor:
             self.grad = self.grad + g
             self._grad_owned = True
 
-    # -- operators (implemented in ops.py) --------------------------------
-    def __add__(self, other):
-        return _ops().add(self, other)
-
-    def __radd__(self, other):
-        return _ops().add(other, self)
-
-    def __sub__(self, other):
-        return _ops().sub(self, other)
-
-    def __rsub__(self, other):
-        return _ops().sub(other, self)
-
-    def __mul__(self, other):
-        return _ops().mul(self, other)
-
-    def __rmul__(self, other):
-        return _ops().mul(other, self)
-
-    def __truediv__(self, other):
-        return _ops().div(self, other)
-
-    def __rtruediv__(self, other):
-        return _ops().div(other, self)
-
-    def __pow__(self, other):
-        return _ops().power(self, other)
-
-    def __rpow__(self, other):
-        return _ops().power(other, self)
-
-    def __neg__(self):
-        return _ops().neg(self)
-
-    def __matmul__(self, other):
-        return _ops().matmul(self, other)
-
-    def __rmatmul__(self, other):
-        return _ops().matmul(other, self)
-
-    def __abs__(self):
-        return _ops().abs(self)
-
-    def __getitem__(self, index):
-        return _ops().getitem(self, index)
-
-    # Comparisons give boolean tensors that carry no gradient (masks).
-    def __lt__(self, other):
-        return Tensor(self.data < _raw(other))
-
-    def __le__(self, other):
-        return Tensor(self.data <= _raw(other))
-
-    def __gt__(self, other):
-        return Tensor(self.data > _raw(other))
-
-    def __ge__(self, other):
-        return Tensor(self.data >= _raw(other))
-
     __hash__ = object.__hash__  # == stays identity so tensors can live in sets and dicts
-
-    # -- methods with NumPy's names ------------------------------------------
-    def sum(self, axis=None, keepdims=False):
-        return _ops().sum(self, axis, keepdims)
-
-    def mean(self, axis=None, keepdims=False):
-        return _ops().mean(self, axis, keepdims)
-
-    def max(self, axis=None, keepdims=False):
-        return _ops().max(self, axis, keepdims)
-
-    def min(self, axis=None, keepdims=False):
-        return _ops().min(self, axis, keepdims)
-
-    def var(self, axis=None, ddof=0, keepdims=False):
-        return _ops().var(self, axis, ddof, keepdims)
-
-    def exp(self):
-        return _ops().exp(self)
-
-    def log(self):
-        return _ops().log(self)
-
-    def tanh(self):
-        return _ops().tanh(self)
-
-    def relu(self):
-        return _ops().relu(self)
-
-    def abs(self):
-        return _ops().abs(self)
-
-    def sqrt(self):
-        return _ops().sqrt(self)
-
-    def clip(self, lo=None, hi=None):
-        return _ops().clip(self, lo, hi)
-
-    def reshape(self, *shape):
-        return _ops().reshape(self, *shape)
-
-    def transpose(self, *axes):
-        return _ops().transpose(self, *axes)
-
-    @property
-    def T(self):
-        return _ops().transpose(self)
-
-    def swapaxes(self, a, b):
-        return _ops().swapaxes(self, a, b)
-
-    def broadcast_to(self, shape):
-        return _ops().broadcast_to(self, shape)
-
-    expand = broadcast_to
-
-    def masked_fill(self, mask, value):
-        return _ops().masked_fill(self, mask, value)
-
-
-def _ops():
-    from . import ops
-
-    return ops
-
-
-def _raw(x):
-    return x.data if isinstance(x, Tensor) else x
 
 
 # ----------------------------------------------------------------------------

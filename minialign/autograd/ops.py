@@ -4,6 +4,10 @@ Each op computes its output with NumPy and returns a closure ``backward(g)`` tha
 maps ``g = dL/d(out)`` to ``dL/d(input)`` for each input. A closure may return a
 gradient shaped like the *output*: the engine un-broadcasts it (see
 `engine.unbroadcast`). The derivative each closure implements is written above it.
+
+This module holds arithmetic, elementwise functions and the matrix product;
+reductions live in `reductions.py` and shape/indexing ops in `shape_ops.py`. Every
+op is importable from here (``from minialign.autograd.ops import sum, reshape``).
 """
 
 from __future__ import annotations
@@ -11,6 +15,20 @@ from __future__ import annotations
 import numpy as np
 
 from .engine import Tensor, as_tensor, make_result
+from .reductions import max, mean, min, sum, var  # noqa: F401 - re-exported
+from .shape_ops import (  # noqa: F401 - re-exported
+    broadcast_to,
+    concatenate,
+    expand,
+    gather,
+    getitem,
+    reshape,
+    split,
+    stack,
+    swapaxes,
+    take_along_axis,
+    transpose,
+)
 
 # ----------------------------------------------------------------------------
 # Arithmetic (broadcasting; the engine sums gradients back to each input's shape)
@@ -27,11 +45,11 @@ def _pair(a, b):
     return a, b
 
 
-def _check_broadcast(sa, sb):
+def _check_broadcast(sa, sb, what="shapes"):
     try:
         np.broadcast_shapes(sa, sb)
     except ValueError:
-        raise ValueError(f"shapes {sa} and {sb} cannot be broadcast together") from None
+        raise ValueError(f"{what} {sa} and {sb} cannot be broadcast together") from None
 
 
 def add(a, b) -> Tensor:
@@ -163,14 +181,25 @@ def sqrt(a) -> Tensor:
 
 
 def clip(a, lo=None, hi=None) -> Tensor:
-    """$z = \\min(\\max(a, lo), hi)$;  $\\bar a = \\bar z\\,[lo \\le a \\le hi]$ (PyTorch's clamp)."""
+    """$z = \\min(\\max(a, lo), hi)$;  $\\bar a = \\bar z\\,[lo \\le a \\le hi]$ (PyTorch's clamp).
+
+    ``lo`` and ``hi`` are numbers or arrays that broadcast against ``a`` (constants:
+    no gradient flows into them; the result keeps ``a``'s float dtype). Array bounds
+    may broadcast ``a`` to a larger shape; the engine sums the gradient back.
+    """
     a = as_tensor(a)
     if lo is None and hi is None:
         raise ValueError("clip: give at least one of lo and hi")
+    lo, hi = (b.data if isinstance(b, Tensor) else b for b in (lo, hi))  # constants
+    for name, bound in (("lo", lo), ("hi", hi)):
+        if np.ndim(bound):  # an array bound: check it broadcasts (a number always does)
+            _check_broadcast(np.shape(bound), a.shape, f"clip: {name} of shape")
     out = np.clip(a.data, lo, hi)
+    if out.dtype != a.dtype and np.issubdtype(a.dtype, np.floating):
+        out = out.astype(a.dtype)  # float64 array bounds do not promote float32 data
 
     def backward(g):
-        inside = np.ones(a.shape, dtype=bool)
+        inside = np.ones(out.shape, dtype=bool)  # (out), which may be larger than a
         if lo is not None:
             inside &= a.data >= lo
         if hi is not None:
@@ -258,226 +287,3 @@ def _matmul_folded(a: Tensor, b: Tensor) -> Tensor:
         return ga, gb
 
     return make_result(out, (a, b), backward, "matmul")
-
-
-# ----------------------------------------------------------------------------
-# Reductions
-# ----------------------------------------------------------------------------
-
-
-def _normalize_axis(axis, ndim):
-    if axis is None:
-        return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, int) else tuple(axis)
-    return tuple(sorted(ax % ndim if ndim else ax for ax in axes))
-
-
-def _count(shape, axis) -> int:
-    """How many values a reduction over ``axis`` combines into each output."""
-    return int(np.prod([shape[ax] for ax in _normalize_axis(axis, len(shape))]))
-
-
-def _expand_reduced(g, shape, axis, keepdims):
-    """Give a reduced gradient back its size-1 axes, so it broadcasts against the input."""
-    if keepdims or g.ndim == len(shape):
-        return g
-    return np.expand_dims(g, _normalize_axis(axis, len(shape)))
-
-
-def sum(a, axis=None, keepdims=False) -> Tensor:  # noqa: A001 - NumPy's name
-    """$z = \\sum_i a_i$;  $\\bar a_i = \\bar z$ (broadcast back)."""
-    a = as_tensor(a)
-    out = np.sum(a.data, axis=axis, keepdims=keepdims)
-
-    def backward(g):
-        return (np.broadcast_to(_expand_reduced(g, a.shape, axis, keepdims), a.shape),)
-
-    return make_result(np.asarray(out), (a,), backward, "sum")
-
-
-def mean(a, axis=None, keepdims=False) -> Tensor:
-    """$z = \\frac1n \\sum_i a_i$;  $\\bar a_i = \\bar z / n$."""
-    a = as_tensor(a)
-    out = np.mean(a.data, axis=axis, keepdims=keepdims)
-    n = _count(a.shape, axis)
-
-    def backward(g):
-        return (np.broadcast_to(_expand_reduced(g, a.shape, axis, keepdims) / n, a.shape),)
-
-    return make_result(np.asarray(out), (a,), backward, "mean")
-
-
-def _extremum(a, axis, keepdims, fn, name):
-    a = as_tensor(a)
-    out = np.asarray(fn(a.data, axis=axis, keepdims=keepdims))
-
-    def backward(g):
-        # The gradient goes to the arg-extreme; ties share it equally (like torch.amax).
-        hit = a.data == _expand_reduced(out, a.shape, axis, keepdims)
-        count = hit.sum(axis=axis, keepdims=True)
-        return (hit * (_expand_reduced(g, a.shape, axis, keepdims) / count),)
-
-    return make_result(out, (a,), backward, name)
-
-
-def max(a, axis=None, keepdims=False) -> Tensor:  # noqa: A001 - NumPy's name
-    return _extremum(a, axis, keepdims, np.max, "max")
-
-
-def min(a, axis=None, keepdims=False) -> Tensor:  # noqa: A001 - NumPy's name
-    return _extremum(a, axis, keepdims, np.min, "min")
-
-
-def var(a, axis=None, ddof=0, keepdims=False) -> Tensor:
-    """$z = \\frac{1}{n - \\mathrm{ddof}} \\sum_i (a_i - \\bar a)^2$;
-    $\\bar a_i = \\bar z \\cdot 2 (a_i - \\bar a) / (n - \\mathrm{ddof})$."""
-    a = as_tensor(a)
-    centred = a.data - a.data.mean(axis=axis, keepdims=True)
-    n = _count(a.shape, axis)
-    if n - ddof <= 0:
-        raise ValueError(
-            f"var: {n} values along axis {axis} with ddof={ddof} leave no degrees of freedom"
-        )
-    out = np.var(a.data, axis=axis, ddof=ddof, keepdims=keepdims)
-
-    def backward(g):
-        return (_expand_reduced(g, a.shape, axis, keepdims) * centred * (2.0 / (n - ddof)),)
-
-    return make_result(np.asarray(out), (a,), backward, "var")
-
-
-# ----------------------------------------------------------------------------
-# Shapes: reshape, transpose, broadcast, join, split, index, gather
-# ----------------------------------------------------------------------------
-
-
-def reshape(a, *shape) -> Tensor:
-    a = as_tensor(a)
-    shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-    try:
-        out = a.data.reshape(shape)
-    except ValueError:
-        raise ValueError(
-            f"reshape: cannot reshape {a.shape} ({a.size} values) into {shape}"
-        ) from None
-    return make_result(out, (a,), lambda g: (g.reshape(a.shape),), "reshape")
-
-
-def transpose(a, *axes) -> Tensor:
-    a = as_tensor(a)
-    axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
-    axes = tuple(ax % a.ndim for ax in axes) if axes else tuple(reversed(range(a.ndim)))
-    inverse = tuple(np.argsort(axes))
-    return make_result(
-        np.transpose(a.data, axes), (a,), lambda g: (np.transpose(g, inverse),), "transpose"
-    )
-
-
-def swapaxes(a, axis1, axis2) -> Tensor:
-    a = as_tensor(a)
-    out = np.swapaxes(a.data, axis1, axis2)
-    return make_result(out, (a,), lambda g: (np.swapaxes(g, axis1, axis2),), "swapaxes")
-
-
-def broadcast_to(a, shape) -> Tensor:
-    """A read-only broadcast view; the engine sums the gradient back to ``a.shape``."""
-    a = as_tensor(a)
-    try:
-        out = np.broadcast_to(a.data, shape)
-    except ValueError:
-        raise ValueError(f"broadcast_to: cannot broadcast {a.shape} to {tuple(shape)}") from None
-    return make_result(out, (a,), lambda g: (g,), "broadcast_to")
-
-
-expand = broadcast_to
-
-
-def concatenate(tensors, axis=0) -> Tensor:
-    tensors = tuple(as_tensor(t) for t in tensors)
-    out = np.concatenate([t.data for t in tensors], axis=axis)
-    bounds = np.cumsum([t.shape[axis] for t in tensors])[:-1]
-    return make_result(out, tensors, lambda g: tuple(np.split(g, bounds, axis=axis)), "concatenate")
-
-
-def stack(tensors, axis=0) -> Tensor:
-    tensors = tuple(as_tensor(t) for t in tensors)
-    out = np.stack([t.data for t in tensors], axis=axis)
-
-    def backward(g):
-        return tuple(np.take(g, i, axis=axis) for i in range(len(tensors)))
-
-    return make_result(out, tensors, backward, "stack")
-
-
-def split(a, indices_or_sections, axis=0) -> list[Tensor]:
-    """Like ``np.split``: a list of pieces, each a slice of ``a`` (so each is differentiable)."""
-    a = as_tensor(a)
-    pieces = np.split(np.arange(a.shape[axis]), indices_or_sections)
-    index = [slice(None)] * a.ndim
-    out = []
-    for piece in pieces:
-        start = int(piece[0]) if len(piece) else 0
-        index[axis] = slice(start, start + len(piece))
-        out.append(getitem(a, tuple(index)))
-    return out
-
-
-def _is_basic_index(index) -> bool:
-    """Slices, ints, None and Ellipsis never repeat an element; arrays and lists may."""
-    parts = index if isinstance(index, tuple) else (index,)
-    return all(isinstance(p, (int, np.integer, slice)) or p is None or p is Ellipsis for p in parts)
-
-
-def getitem(a, index) -> Tensor:
-    """``a[index]`` with NumPy's basic and fancy indexing.
-
-    Backward scatters ``g`` into zeros of ``a``'s shape. Fancy indices may repeat an
-    element (``a[[0, 0]]``); ``np.add.at`` then *adds* each copy's gradient.
-    """
-    a = as_tensor(a)
-    if isinstance(index, Tensor):
-        index = index.data
-    elif isinstance(index, tuple):
-        index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
-    out = a.data[index]
-    basic = _is_basic_index(index)
-
-    def backward(g):
-        grad = np.zeros(a.shape, dtype=g.dtype)
-        if basic:
-            grad[index] = g
-        else:
-            np.add.at(grad, index, g)
-        return (grad,)
-
-    return make_result(np.asarray(out), (a,), backward, "getitem")
-
-
-def take_along_axis(a, indices, axis) -> Tensor:
-    """Gather: ``out[..., j, ...] = a[..., indices[..., j, ...], ...]`` along ``axis``.
-
-    The backward scatters with ``np.add.at``, so a repeated index accumulates.
-    """
-    a = as_tensor(a)
-    indices = np.asarray(indices.data if isinstance(indices, Tensor) else indices)
-    if not np.issubdtype(indices.dtype, np.integer):
-        raise TypeError(f"take_along_axis: indices must be integers, got dtype {indices.dtype}")
-    out = np.take_along_axis(a.data, indices, axis=axis)
-    axis = axis % a.ndim
-
-    def backward(g):
-        # Address every output element's source in ``a``; axes where ``a`` was
-        # broadcast (size 1) all point at index 0, so np.add.at sums them too.
-        grids = list(np.ogrid[tuple(slice(n) for n in out.shape)])
-        for d, n in enumerate(a.shape):
-            if n == 1 and out.shape[d] != 1 and d != axis:
-                grids[d] = np.zeros_like(grids[d])
-        grids[axis] = np.broadcast_to(indices, out.shape)
-        grad = np.zeros(a.shape, dtype=g.dtype)
-        np.add.at(grad, tuple(grids), g)
-        return (grad,)
-
-    return make_result(out, (a,), backward, "take_along_axis")
-
-
-gather = take_along_axis
