@@ -28,25 +28,34 @@ __all__ = [
 ]  # fmt: skip
 
 
-def _softmax_np(x: np.ndarray, axis: int) -> np.ndarray:
-    m = np.max(x, axis=axis, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0)  # a row of all -inf stays -inf, not NaN
-    e = np.exp(x - m)
-    return e / np.sum(e, axis=axis, keepdims=True)
+def _shifted_exp(x: np.ndarray, axis) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(m, e, s)``: $m = \\max x$, $e = e^{x - m}$, $s = \\sum e$ along ``axis`` (kept).
 
-
-def _logsumexp_np(x: np.ndarray, axis, keepdims: bool = True) -> np.ndarray:
+    $z = x - m \\le 0$ is rounded once, relative to itself (tiny wherever $e^z$ matters),
+    $e \\in [0, 1]$ never overflows and $s \\in [1, n]$, so $\\mathrm{softmax}(x) = e / s$
+    and $\\log\\mathrm{softmax}(x) = z - \\log s$ keep full precision even at
+    $x = \\pm 10^4$ in float32. (Rounding $\\log \\sum_j e^{x_j} \\approx 10^4$ first and
+    taking ``exp(x - lse)`` would lose ~4 digits: float32 spacing at $10^4$ is $10^{-3}$.)
+    A row of all $-\\infty$ gets $m = 0$, so $e = 0$ and $s = 0$ (see `softmax`).
+    """
     m = np.max(x, axis=axis, keepdims=True)
     m = np.where(np.isfinite(m), m, 0)
-    out = m + np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True))
-    return out if keepdims else np.squeeze(out, axis=axis)
+    e = np.exp(x - m)
+    return m, e, np.sum(e, axis=axis, keepdims=True)
 
 
 def softmax(x, axis: int = -1) -> Tensor:
     """$y_i = e^{x_i} / \\sum_j e^{x_j}$;
-    $\\bar x = y \\odot (\\bar y - \\langle \\bar y, y \\rangle)$ (the Jacobian $\\mathrm{diag}(y) - y y^\\top$)."""
+    $\\bar x = y \\odot (\\bar y - \\langle \\bar y, y \\rangle)$ (the Jacobian $\\mathrm{diag}(y) - y y^\\top$).
+
+    A row whose entries are all $-\\infty$ (every position masked) has no distribution:
+    its output is NaN, as in PyTorch, and under ``ma.detect_anomaly()`` that NaN raises
+    a ``FloatingPointError`` naming ``softmax``. A fully masked row is a bug upstream
+    (a causal mask always leaves a query its own key), so it is not patched to zeros.
+    """
     x = as_tensor(x)
-    y = _softmax_np(x.data, axis)
+    _, e, s = _shifted_exp(x.data, axis)
+    y = e / s  # (0 / 0 = NaN, with NumPy's "invalid value" warning, only for an all -inf row)
 
     def backward(g):
         return (y * (g - np.sum(g * y, axis=axis, keepdims=True)),)
@@ -57,10 +66,12 @@ def softmax(x, axis: int = -1) -> Tensor:
 def log_softmax(x, axis: int = -1) -> Tensor:
     """$y_i = x_i - \\log \\sum_j e^{x_j}$;  $\\bar x = \\bar y - \\mathrm{softmax}(x) \\sum_j \\bar y_j$."""
     x = as_tensor(x)
-    y = x.data - _logsumexp_np(x.data, axis)
+    m, e, s = _shifted_exp(x.data, axis)
+    y = (x.data - m) - np.log(s)
+    p = e / s  # softmax(x), from the shifted exponentials (exact, unlike exp(y))
 
     def backward(g):
-        return (g - np.exp(y) * np.sum(g, axis=axis, keepdims=True),)
+        return (g - p * np.sum(g, axis=axis, keepdims=True),)
 
     return make_result(y, (x,), backward, "log_softmax")
 
@@ -69,11 +80,12 @@ def logsumexp(x, axis: int = -1, keepdims: bool = False) -> Tensor:
     """$y = \\log \\sum_j e^{x_j}$ (computed as $m + \\log \\sum_j e^{x_j - m}$, $m = \\max_j x_j$);
     $\\bar x = \\bar y\\, \\mathrm{softmax}(x)$."""
     x = as_tensor(x)
-    out = _logsumexp_np(x.data, axis, keepdims=True)
+    m, e, s = _shifted_exp(x.data, axis)
+    out = m + np.log(s)
 
     def backward(g):
         g = g if keepdims else np.expand_dims(g, axis)
-        return (g * np.exp(x.data - out),)
+        return (g * (e / s),)
 
     result = out if keepdims else np.squeeze(out, axis=axis)
     return make_result(result, (x,), backward, "logsumexp")
@@ -117,6 +129,11 @@ def cross_entropy(logits, targets, mask=None) -> Tensor:
 
     ``logits`` (..., V); ``targets`` (...) integers in [0, V); ``mask`` (...) of 0/1
     weights (padding = 0). Returns a scalar.
+
+    A NaN (or $+\\infty$) logit gives a NaN loss: there is no check here, to keep the
+    training hot path fast. The training loops pass every loss through
+    ``train.common.check_finite``, which turns it into a ``FloatingPointError``;
+    ``ma.detect_anomaly()`` names the op that made the NaN.
     """
     logits = as_tensor(logits)
     targets = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
@@ -144,12 +161,13 @@ def cross_entropy(logits, targets, mask=None) -> Tensor:
     if total <= 0:
         raise ValueError("cross_entropy: mask selects no items (its sum is 0)")
 
-    logp = logits.data - _logsumexp_np(logits.data, -1)  # (..., V)
-    picked = np.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]  # (...)
+    m, e, s = _shifted_exp(logits.data, -1)  # (..., 1), (..., V), (..., 1)
+    x_t = np.take_along_axis(logits.data, targets[..., None], axis=-1)  # (..., 1)
+    picked = ((x_t - m) - np.log(s))[..., 0]  # log softmax(z_n)_{t_n}, (...)
     loss = -(picked * weights).sum() / total
 
     def backward(g):
-        grad = np.exp(logp)  # softmax
+        grad = e / s  # softmax, from the shifted exponentials (exact at logits of ±1e4)
         np.put_along_axis(
             grad, targets[..., None], np.take_along_axis(grad, targets[..., None], -1) - 1, -1
         )
