@@ -114,3 +114,24 @@ def test_directional_gradcheck_restores_parameters_in_place(rng):
     x = rng.standard_normal((3, 5))
     assert gradcheck_directional(lambda _W: (ma.tensor(x) @ W).exp().sum(), [W])
     np.testing.assert_array_equal(W.data, before)
+
+
+def test_finite_differences_run_under_no_grad(rng):
+    """Only the one analytic pass records a graph; the 2 evaluations per entry (or per
+    direction) are forward passes under no_grad, and the check still passes or fails."""
+    modes = []
+
+    def f(x):
+        modes.append(ma.is_grad_enabled())
+        return ma.tanh(x) * x
+
+    x = rng.standard_normal((2, 3))
+    assert gradcheck(f, [x])
+    assert modes == [True] + [False] * (2 * x.size)
+    modes.clear()
+    assert gradcheck_directional(f, [x], n_directions=4)
+    assert modes == [True] + [False] * (2 * 4)
+    assert ma.is_grad_enabled()  # restored afterwards
+    with pytest.raises(GradcheckError, match="input 0"):
+        gradcheck(square_ignoring_upstream, [x])
+    assert ma.is_grad_enabled()  # restored after a failure too

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from .engine import Tensor, get_rng
+from .engine import Tensor, get_rng, no_grad
 
 
 class GradcheckError(AssertionError):
@@ -50,7 +50,9 @@ def _raw(x):
 
 
 def _phi(f, inputs, G) -> float:
-    out = f(*inputs)
+    """$\\phi = \\langle G, f(x) \\rangle$: a forward pass only, so no graph is recorded."""
+    with no_grad():
+        out = f(*inputs)
     return float(np.sum(G * _raw(out)))
 
 
