@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd import functional as F
-from ..autograd.engine import Tensor, as_tensor, make_result
+from ..autograd.engine import Tensor, make_result
 from ..autograd.ops import exp
 from ._checks import (
     array_arg,
@@ -80,19 +80,35 @@ def _k3(log_ratio: Tensor, cap: float) -> Tensor:
     return make_result(value, (log_ratio,), lambda g: (g * (np.exp(capped) * (x < cap) - 1),), "k3")
 
 
+def _log_probs(fn: str, name: str, logits) -> Tensor:
+    r"""``log_softmax(logits)`` over the last axis. A logit of $-\infty$ is a response of
+    probability 0 (allowed); NaN, $+\infty$, or a row with no finite logit is an error."""
+    zero = raw(logits) == -np.inf  # probability 0
+    if zero.all(axis=-1).any():
+        raise ValueError(f"{fn}: {name} has a row whose logits are all -inf (no distribution)")
+    z = tensor_arg(fn, name, logits, mask=~zero)  # NaN or +inf is an error; -inf becomes 0 ...
+    return F.log_softmax(z.masked_fill(zero, -np.inf) if zero.any() else z)  # ... and back
+
+
 def categorical_kl(logits_p, logits_q):
     r"""Exact $\mathrm{KL}(p\|q) = \sum_k p_k (\log p_k - \log q_k)$ over the last axis.
 
     ``logits_p`` and ``logits_q`` (..., K) are unnormalised log-probabilities; the result
     (...) is differentiable in both (``log_softmax`` keeps it finite for logits of $\pm 10^4$).
+    A logit of $-\infty$ is a response of probability 0: $0 \log 0 = 0$, and the KL is
+    $+\infty$ where $q_k = 0 < p_k$.
 
     Notebook: notebooks/07_tabular_exact.ipynb, section 'Exact KL on a categorical policy'.
     """
     fn = "categorical_kl"
     same_shape(fn, logits_p=logits_p, logits_q=logits_q)
-    logp = F.log_softmax(tensor_arg(fn, "logits_p", logits_p))
-    logq = F.log_softmax(tensor_arg(fn, "logits_q", logits_q))
-    return (exp(logp) * (logp - logq)).sum(axis=-1)
+    logp = _log_probs(fn, "logits_p", logits_p)
+    logq = _log_probs(fn, "logits_q", logits_q)
+    p = exp(logp)
+    zero = logp.data == -np.inf
+    if zero.any():  # p_k = 0: its term is 0 (not 0 * (-inf - log q_k) = NaN)
+        logp, logq = logp.masked_fill(zero, 0.0), logq.masked_fill(zero, 0.0)
+    return (p * (logp - logq)).sum(axis=-1)
 
 
 def kl_penalized_rewards(score, logp, logp_ref, beta: float, mask=None, estimator: str = "k1"):
@@ -171,14 +187,13 @@ def kl_regularized_objective(logits, ref_logits, rewards, beta: float):
 def kl_regularized_optimum(ref_logits, rewards, beta: float) -> tuple[np.ndarray, np.ndarray]:
     r"""The maximiser of $J$ in closed form: $\pi^* = \pi_{\rm ref}\, e^{r/\beta} / Z$ (NumPy).
 
-    Returns ``(probs, value)`` with ``value`` $= \beta \log Z = \max J$, per prompt.
+    Returns ``(probs, value)`` with ``value`` $= \beta \log Z = \max J$, per prompt. A
+    ``ref_logits`` entry of $-\infty$ is a response the reference never gives ($\pi^* = 0$).
     """
     fn = "kl_regularized_optimum"
     positive(fn, "beta", beta)
     same_shape(fn, ref_logits=ref_logits, rewards=rewards)
-    z = F.log_softmax(as_tensor(array_arg(fn, "ref_logits", ref_logits))).data + (
-        array_arg(fn, "rewards", rewards) / beta
-    )
+    z = _log_probs(fn, "ref_logits", ref_logits).data + array_arg(fn, "rewards", rewards) / beta
     log_z = F.logsumexp(Tensor(z)).data  # log Z = log Σ π_ref e^{r/β}
     return np.exp(z - log_z[..., None]), beta * log_z
 
@@ -186,9 +201,15 @@ def kl_regularized_optimum(ref_logits, rewards, beta: float) -> tuple[np.ndarray
 def best_of_n_policy(ref_probs, rewards, n: int) -> np.ndarray:
     r"""The exact distribution of the best of ``n`` samples from $\pi_{\rm ref}$ (NumPy).
 
-    With responses sorted by reward and $F$ the reference CDF,
-    $\pi_{\rm BoN}(y) = F(y)^n - F(y^-)^n$. Rewards must be distinct (no ties). Its KL to
-    the reference is at most $\log n - (n-1)/n$ (Beirami et al. 2024).
+    With $F(v) = P_{\rm ref}(r \le v)$ and $F_<(v) = P_{\rm ref}(r < v)$,
+
+    $$\pi_{\rm BoN}(y) = \big[F(r_y)^n - F_<(r_y)^n\big]\,
+                         \frac{\pi_{\rm ref}(y)}{F(r_y) - F_<(r_y)} .$$
+
+    For distinct rewards the fraction is 1: $\pi_{\rm BoN}(y) = F(y)^n - F(y^-)^n$. Tied
+    responses split their class's probability in proportion to $\pi_{\rm ref}$ (keep the
+    first best drawn). Its KL to the reference is at most $\log n - (n-1)/n$ (Beirami et
+    al. 2024). ``ref_probs`` and ``rewards`` are 1-D (K,).
 
     Notebook: notebooks/07_tabular_exact.ipynb, section 'Best-of-n'.
     """
@@ -198,10 +219,12 @@ def best_of_n_policy(ref_probs, rewards, n: int) -> np.ndarray:
     p = array_arg(fn, "ref_probs", ref_probs)
     r = array_arg(fn, "rewards", rewards)
     same_shape(fn, ref_probs=p, rewards=r)
-    if p.ndim != 1 or len(np.unique(r)) != len(r):
-        raise ValueError(f"{fn}: rewards must be 1-D and distinct, got {r}")
+    if p.ndim != 1:
+        raise ValueError(f"{fn}: ref_probs and rewards must be 1-D, got shape {p.shape}")
     order = np.argsort(r)
-    cdf = np.cumsum(p[order])
-    out = np.empty_like(p)
-    out[order] = cdf**n - np.concatenate([[0.0], cdf[:-1]]) ** n
-    return out
+    cdf = np.concatenate([[0.0], np.cumsum(p[order])])  # (K+1,) mass of the i lowest
+    F_lt = cdf[np.searchsorted(r[order], r, side="left")]  # (K,) P(r < r_y)
+    F_le = cdf[np.searchsorted(r[order], r, side="right")]  # (K,) P(r <= r_y)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(p > 0, p / (F_le - F_lt), 0.0)  # 1 unless r_y is tied
+    return (np.clip(F_le, 0, 1) ** n - np.clip(F_lt, 0, 1) ** n) * share

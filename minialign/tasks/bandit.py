@@ -7,7 +7,9 @@ KL-regularised optimum that PPO and DPO aim for, the exact KL, and the
 distribution of best-of-n sampling. Train an objective on a bandit and compare
 the result with these numbers: it is the cheapest correctness test there is.
 
-All functions take probabilities on the last axis (``(..., K)``) unless noted.
+All functions take probabilities on the last axis (``(..., K)``) unless noted. The
+closed forms themselves live in `minialign.objectives.kl` (which works on logits);
+these wrappers validate probabilities and pass $\\log \\pi$ (``-inf`` for a zero) on.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..autograd.engine import get_rng
+from ..autograd import functional as F
+from ..autograd.engine import Tensor, get_rng
+from ..objectives.kl import best_of_n_policy, categorical_kl, kl_regularized_optimum
 
 
 def _check_dist(p, name: str) -> np.ndarray:
@@ -28,12 +32,14 @@ def _check_dist(p, name: str) -> np.ndarray:
     return p
 
 
+def _log(p: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore"):
+        return np.log(p)  # log 0 = -inf: a response of probability 0
+
+
 def softmax(logits) -> np.ndarray:
     """$\\pi_k = e^{z_k} / \\sum_j e^{z_j}$ over the last axis (float64)."""
-    z = np.asarray(logits, dtype=np.float64)
-    z = z - z.max(-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(-1, keepdims=True)
+    return F.softmax(Tensor(np.asarray(logits, dtype=np.float64))).data
 
 
 def kl(p, q) -> np.ndarray:
@@ -44,9 +50,7 @@ def kl(p, q) -> np.ndarray:
     p, q = _check_dist(p, "p"), _check_dist(q, "q")
     if p.shape != q.shape:
         raise ValueError(f"p and q must have the same shape, got {p.shape} and {q.shape}")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(p > 0, p * (np.log(p) - np.log(q)), 0.0)
-    return np.maximum(terms.sum(-1), 0.0)  # clamp -1e-17 round-off
+    return np.maximum(categorical_kl(_log(p), _log(q)).data, 0.0)  # clamp -1e-17 round-off
 
 
 def expected_reward(p, r) -> np.ndarray:
@@ -54,14 +58,15 @@ def expected_reward(p, r) -> np.ndarray:
     return np.sum(_check_dist(p, "p") * np.asarray(r, dtype=np.float64), -1)
 
 
+def _optimum(pi_ref, r, beta: float) -> tuple[np.ndarray, np.ndarray]:
+    log_ref = _log(_check_dist(pi_ref, "pi_ref"))
+    log_ref, r = np.broadcast_arrays(log_ref, np.asarray(r, dtype=np.float64))
+    return kl_regularized_optimum(log_ref, r, beta)  # (pi*, beta log Z); checks beta > 0
+
+
 def log_partition(pi_ref, r, beta: float) -> np.ndarray:
     """$\\log Z = \\log \\sum_k \\pi_{\\rm ref}(k)\\, e^{r_k/\\beta}$ (computed stably)."""
-    if not beta > 0:
-        raise ValueError(f"beta must be > 0, got {beta}")
-    with np.errstate(divide="ignore"):
-        a = np.log(_check_dist(pi_ref, "pi_ref")) + np.asarray(r, dtype=np.float64) / beta
-    m = a.max(-1, keepdims=True)
-    return (m + np.log(np.exp(a - m).sum(-1, keepdims=True)))[..., 0]
+    return _optimum(pi_ref, r, beta)[1] / beta
 
 
 def optimal_policy(pi_ref, r, beta: float) -> np.ndarray:
@@ -72,10 +77,7 @@ def optimal_policy(pi_ref, r, beta: float) -> np.ndarray:
 
     Small $\\beta$ puts all mass on the best response; large $\\beta$ stays at $\\pi_{\\rm ref}$.
     """
-    log_Z = log_partition(pi_ref, r, beta)  # validates beta first
-    with np.errstate(divide="ignore"):
-        a = np.log(_check_dist(pi_ref, "pi_ref")) + np.asarray(r, dtype=np.float64) / beta
-    return np.exp(a - log_Z[..., None])
+    return _optimum(pi_ref, r, beta)[0]
 
 
 def best_of_n_distribution(pi_ref, r, n: int) -> np.ndarray:
@@ -96,12 +98,7 @@ def best_of_n_distribution(pi_ref, r, n: int) -> np.ndarray:
     p, r = _check_dist(pi_ref, "pi_ref"), np.asarray(r, dtype=np.float64)
     if p.ndim != 1 or r.shape != p.shape:
         raise ValueError(f"pi_ref and r must be 1-D of equal length, got {p.shape}, {r.shape}")
-    F_le = (p[None, :] * (r[None, :] <= r[:, None])).sum(1)  # (K,) P(r <= r_y)
-    F_lt = (p[None, :] * (r[None, :] < r[:, None])).sum(1)  # (K,) P(r <  r_y)
-    class_mass = F_le - F_lt  # P(r == r_y) > 0 whenever p_y > 0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        share = np.where(p > 0, p / class_mass, 0.0)
-    return np.clip(F_le, 0, 1) ** n * share - np.clip(F_lt, 0, 1) ** n * share
+    return best_of_n_policy(p, r, n)
 
 
 def best_of_n_kl_bound(n: int) -> float:
