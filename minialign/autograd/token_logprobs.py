@@ -49,13 +49,13 @@ def token_logprobs(logits, targets, temperature: float = 1.0) -> Tensor:
     z = logits.data * inv_tau if temperature != 1.0 else logits.data  # (..., V)
     index = targets[..., None]  # (..., 1)
     m = z.max(axis=-1, keepdims=True)  # (..., 1)
-    lse = m + np.log(np.exp(z - m).sum(axis=-1, keepdims=True))  # (..., 1)
-    out = (np.take_along_axis(z, index, axis=-1) - lse)[..., 0]  # (...)
+    e = np.exp(z - m)  # (..., V), every exponent <= 0
+    s = e.sum(axis=-1, keepdims=True)  # (..., 1)
+    out = (np.take_along_axis(z, index, axis=-1) - m - np.log(s))[..., 0]  # (...)
 
     def backward(g):
         coef = g[..., None] * inv_tau  # (..., 1)
-        grad = z - lse
-        np.exp(grad, out=grad)  # p = softmax(z / tau)
+        grad = e / s  # p = softmax(z / tau), exact even where z is huge (no rounded lse)
         grad *= -coef
         picked = np.take_along_axis(grad, index, axis=-1)  # (..., 1)
         np.put_along_axis(grad, index, picked + coef, axis=-1)  # + [v = y] / tau
