@@ -28,12 +28,11 @@ from . import plots
 from .nn import RewardModel
 from .pretrained import load_reference, make_task, single_thread_blas
 from .train.best_of_n import best_of_n
-from .train.common import evaluate_policy
+from .train.common import evaluate_policy, make_eval_fn
 from .train.dpo import train_dpo
 from .train.grpo import train_grpo
 from .train.ppo import train_ppo
 from .train.reward_model import reward_fn, train_reward_model
-from .train.rollout import make_eval_fn
 
 
 @dataclass(frozen=True)

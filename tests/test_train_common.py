@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from minialign.nn import Module, Parameter
 from minialign.optim import SGD
-from minialign.train.common import load_run_state, optimizer_step, run_loop
+from minialign.train.loop import load_run_state, optimizer_step, run_loop
 
 
 class Scalar(Module):

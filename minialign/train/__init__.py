@@ -14,11 +14,11 @@ step, can checkpoint and resume bitwise, and returns a `History` that
 """
 
 from .best_of_n import best_of_n, best_of_n_kl
-from .common import evaluate_policy
+from .common import evaluate_policy, make_eval_fn
 from .dpo import reference_logprobs, train_dpo
 from .grpo import arithmetic_reward_fn, train_grpo
 from .history import History
 from .ppo import ppo_targets, train_ppo
 from .reward_model import bayes_accuracy, evaluate_reward_model, reward_fn, train_reward_model
-from .rollout import Rollout, collect_rollout, make_eval_fn
+from .rollout import Rollout, collect_rollout
 from .sft import evaluate_loss, train_sft, unigram_entropy

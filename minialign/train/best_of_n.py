@@ -39,7 +39,7 @@ import numpy as np
 
 from ..nn import Generation, generate
 from ..nn.module import Module
-from .common import as_rng
+from .loop import as_rng
 
 Reward = Callable[[np.ndarray, np.ndarray], np.ndarray]
 

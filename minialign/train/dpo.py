@@ -57,8 +57,8 @@ from ..objectives import dpo_loss, implicit_rewards
 from ..objectives.dpo import LOSS_TYPES
 from ..optim import AdamW, LinearSchedule, param_groups
 from ..tasks.sentiment import PreferencePairs
-from .common import as_rng, check_finite, optimizer_step, run_loop
 from .history import History
+from .loop import as_rng, check_finite, optimizer_step, run_loop
 
 
 def _pair_logprobs(model: Module, pairs: PreferencePairs, rows) -> tuple:

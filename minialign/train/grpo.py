@@ -62,8 +62,8 @@ from ..objectives import (
     grpo_loss,
 )
 from ..optim import AdamW
-from .common import as_rng, optimizer_step, run_loop, training_mode
 from .history import History
+from .loop import as_rng, optimizer_step, run_loop, training_mode
 from .ppo import _check
 from .rollout import collect_rollout, policy_logprobs
 

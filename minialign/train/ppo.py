@@ -92,8 +92,8 @@ from ..objectives import (
     whiten,
 )
 from ..optim import AdamW
-from .common import as_rng, optimizer_step, run_loop, training_mode
 from .history import History
+from .loop import as_rng, optimizer_step, run_loop, training_mode
 from .rollout import collect_rollout, policy_logprobs
 
 

@@ -43,8 +43,8 @@ from ..nn.critics import RewardModel
 from ..objectives import bradley_terry_loss, preference_accuracy
 from ..optim import AdamW, LinearSchedule, param_groups
 from ..tasks.sentiment import PreferencePairs
-from .common import as_rng, check_finite, optimizer_step, run_loop
 from .history import History
+from .loop import as_rng, check_finite, optimizer_step, run_loop
 
 
 def reward_fn(rm: RewardModel) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:

@@ -26,10 +26,7 @@ import numpy as np
 
 from .. import functional as F
 from ..autograd import Tensor
-from .common import (
-    make_eval_fn,  # noqa: F401  (re-exported: demo.py imports it from here)
-    sample_with_reference,
-)
+from .common import sample_with_reference
 
 RewardFn = Callable[[np.ndarray, np.ndarray], "np.ndarray | Mapping[str, np.ndarray]"]
 

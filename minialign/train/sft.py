@@ -26,8 +26,8 @@ from .. import functional as F
 from ..autograd import no_grad
 from ..nn.module import Module
 from ..optim import AdamW, CosineSchedule, Optimizer, param_groups
-from .common import as_rng, optimizer_step, run_loop, training_mode
 from .history import History
+from .loop import as_rng, optimizer_step, run_loop, training_mode
 
 
 def unigram_entropy(tokens, mask=None) -> float:
