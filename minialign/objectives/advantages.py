@@ -48,7 +48,8 @@ def discounted_returns(rewards, gamma: float, mask=None) -> np.ndarray:
     Computed as one matrix product with $D_{t't} = \gamma^{t'-t}[t' \ge t]$, which is
     the sum above read literally: ``G = rewards @ D``.
 
-    Notebook: notebooks/03_ppo.ipynb, section 'Returns and advantages'.
+    Notebook: notebooks/03_ppo.ipynb, §1 "The objective $J(\theta)$" and
+    §3 "Returns and advantages".
     """
     fn = "discounted_returns"
     unit_interval(fn, "gamma", gamma)
@@ -67,7 +68,7 @@ def mc_advantages(rewards, values, gamma: float, mask=None) -> np.ndarray:
     ``rewards`` $r_\phi$ and ``values`` $V_w(x_t)$ are (..., T); ``gamma`` $\gamma \in [0, 1]$.
     Unbiased but high-variance; equals `gae_advantages` with $\lambda = 1$.
 
-    Notebook: notebooks/03_ppo.ipynb, section 'Returns and advantages'.
+    Notebook: notebooks/03_ppo.ipynb, §3 "Returns and advantages".
     """
     fn = "mc_advantages"
     r, v, m = _rows(fn, rewards, mask, values)
@@ -99,7 +100,7 @@ def gae_advantages(
     The backward recursion is vectorised over rows (one loop over time, as CleanRL's
     ``ppo.py`` and TRL's ``PPOTrainer`` do). TRL knobs: ``PPOConfig.gamma``, ``lam``.
 
-    Notebook: notebooks/03_ppo.ipynb, section 'Generalised advantage estimation'.
+    Notebook: notebooks/03_ppo.ipynb, §4 "Generalised advantage estimation".
     """
     fn = "gae_advantages"
     unit_interval(fn, "gamma", gamma)
@@ -128,7 +129,8 @@ def whiten(x, mask=None, shift_mean: bool = True, ddof: int = 0, eps: float = 1e
     ``ddof=1`` is TRL's ``masked_whiten`` (unbiased). ``shift_mean=False`` adds
     $\bar x$ back (TRL does this for rewards). Padded positions are 0 in the output.
 
-    Notebook: notebooks/03_ppo.ipynb, section 'Whitening advantages'.
+    Notebook: notebooks/03_ppo.ipynb, §4 "Generalised advantage estimation" (its last
+    paragraph) and §9 "Implementation details, and where they live".
     """
     fn = "whiten"
     shape = raw(x).shape

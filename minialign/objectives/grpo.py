@@ -35,7 +35,7 @@ def combined_reward(r_outcome, r_process, lam: float) -> np.ndarray:
     $\tau_i$ (same shape, e.g. (B, N)); ``lam`` $\lambda \in [0, 1]$ weighs the two.
     TRL's equivalent: several ``reward_funcs`` with ``GRPOConfig.reward_weights``.
 
-    Notebook: notebooks/04_grpo.ipynb, section 'Outcome and process rewards'.
+    Notebook: notebooks/04_grpo.ipynb, §1 "Outcome and process rewards".
     """
     fn = "combined_reward"
     unit_interval(fn, "lam", lam)
@@ -70,7 +70,8 @@ def group_advantages(
     $\sigma$ of equal rewards can come out as 1e-17 and turn rounding noise into $A = \pm 1$.
     A group of size 1 has no baseline: ValueError.
 
-    Notebook: notebooks/04_grpo.ipynb, section 'Group-relative advantages'.
+    Notebook: notebooks/04_grpo.ipynb, §2 "Group-relative advantages" and
+    §3 "When every reward in a group is equal".
     """
     fn = "group_advantages"
     r = array_arg(fn, "rewards", rewards)
@@ -149,7 +150,8 @@ def grpo_loss(
     ``importance_sampling_level`` (``"token"``/``"sequence"``; TRL's sequence level is
     GSPO's length-normalised ratio, ours is the seed's plain product).
 
-    Notebook: notebooks/04_grpo.ipynb, section 'The GRPO loss'.
+    Notebook: notebooks/04_grpo.ipynb, §4 "The ratio and the GRPO objective",
+    §5 "Sequence-level and token-level ratios" and §6 "The length bias of the loss aggregation".
     """
     fn = "grpo_loss"
     non_negative(fn, "epsilon", epsilon)

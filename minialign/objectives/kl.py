@@ -55,7 +55,8 @@ def kl_penalty(logp, logp_ref, estimator: str = "k1", mask=None, max_log_ratio: 
     ``max_log_ratio`` caps $\log\rho$ inside the exponential of k3 so it cannot overflow
     (no gradient beyond the cap; OpenRLHF clamps the log-ratio at $\pm 10$).
 
-    Notebook: notebooks/03_ppo.ipynb, section 'Estimating the KL from samples'.
+    Notebook: notebooks/03_ppo.ipynb, §7 "The KL-penalised reward" (the paragraph
+    on estimating the KL from samples).
     """
     fn = "kl_penalty"
     one_of(fn, "estimator", estimator, ("k1", "k2", "k3"))
@@ -98,7 +99,7 @@ def categorical_kl(logits_p, logits_q):
     A logit of $-\infty$ is a response of probability 0: $0 \log 0 = 0$, and the KL is
     $+\infty$ where $q_k = 0 < p_k$.
 
-    Notebook: notebooks/07_tabular_exact.ipynb, section 'Exact KL on a categorical policy'.
+    Notebook: notebooks/07_tabular_exact.ipynb, §2 "Exact KL on a categorical policy".
     """
     fn = "categorical_kl"
     same_shape(fn, logits_p=logits_p, logits_q=logits_q)
@@ -122,7 +123,7 @@ def kl_penalized_rewards(score, logp, logp_ref, beta: float, mask=None, estimato
     are (B, T), right-padded. This turns the seed's $J(\theta)$ (maximised) into a sum of
     per-token rewards for `gae_advantages`. TRL knob: ``PPOConfig.kl_coef`` = ``beta``.
 
-    Notebook: notebooks/03_ppo.ipynb, section 'The KL-penalised reward'.
+    Notebook: notebooks/03_ppo.ipynb, §7 "The KL-penalised reward".
     """
     fn = "kl_penalized_rewards"
     non_negative(fn, "beta", beta)
@@ -148,7 +149,8 @@ class AdaptiveKLController:
 
     TRL knobs: ``init_kl_coef``, ``target``, ``horizon`` (``adap_kl_ctrl=True`` in older TRL).
 
-    Notebook: notebooks/03_ppo.ipynb, section 'Adaptive KL coefficient'.
+    Notebook: notebooks/03_ppo.ipynb, §9 "Implementation details, and where they live"
+    (one row of its table, not stepped through).
     """
 
     def __init__(self, init_beta: float, target: float, horizon: float):
@@ -173,7 +175,8 @@ def kl_regularized_objective(logits, ref_logits, rewards, beta: float):
     This is an objective: hand ``-J`` to a minimiser. Its maximiser is
     `kl_regularized_optimum`.
 
-    Notebook: notebooks/07_tabular_exact.ipynb, section 'The KL-regularised optimum'.
+    Notebook: notebooks/07_tabular_exact.ipynb, §3 "The KL-regularised objective";
+    notebooks/03_ppo.ipynb, §7 "The KL-penalised reward".
     """
     fn = "kl_regularized_objective"
     non_negative(fn, "beta", beta)
@@ -189,6 +192,8 @@ def kl_regularized_optimum(ref_logits, rewards, beta: float) -> tuple[np.ndarray
 
     Returns ``(probs, value)`` with ``value`` $= \beta \log Z = \max J$, per prompt. A
     ``ref_logits`` entry of $-\infty$ is a response the reference never gives ($\pi^* = 0$).
+
+    Notebook: notebooks/07_tabular_exact.ipynb, §4 "The KL-regularised optimum".
     """
     fn = "kl_regularized_optimum"
     positive(fn, "beta", beta)
@@ -211,7 +216,7 @@ def best_of_n_policy(ref_probs, rewards, n: int) -> np.ndarray:
     first best drawn). Its KL to the reference is at most $\log n - (n-1)/n$ (Beirami et
     al. 2024). ``ref_probs`` and ``rewards`` are 1-D (K,).
 
-    Notebook: notebooks/07_tabular_exact.ipynb, section 'Best-of-n'.
+    Notebook: notebooks/07_tabular_exact.ipynb, §6 "Best-of-n".
     """
     fn = "best_of_n_policy"
     if int(n) != n or n < 1:

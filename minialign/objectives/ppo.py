@@ -35,7 +35,7 @@ def probability_ratio(logp_new, logp_old, mask=None, max_log_ratio: float = 20.0
     beyond the clamp the gradient is 0, where PPO's clip would block it anyway for $\hat A>0$.
     Padded positions give ratio 1.
 
-    Notebook: notebooks/03_ppo.ipynb, section 'The probability ratio'.
+    Notebook: notebooks/03_ppo.ipynb, §5 "The probability ratio".
     """
     fn = "probability_ratio"
     m = mask_arg(fn, mask, same_shape(fn, logp_new=logp_new, logp_old=logp_old))
@@ -65,7 +65,7 @@ def ppo_clip_loss(logp_new, logp_old, advantages, epsilon: float, mask=None):
     ratio is 1 and the loss is $-\mathbb{E}[\hat A]$.
     TRL knob: ``PPOConfig.cliprange`` = ``epsilon``.
 
-    Notebook: notebooks/03_ppo.ipynb, section 'The clipped objective'.
+    Notebook: notebooks/03_ppo.ipynb, §6 "The clipped objective".
     """
     fn = "ppo_clip_loss"
     non_negative(fn, "epsilon", epsilon)
@@ -88,7 +88,8 @@ def value_loss(values, old_values, returns, clip: float | None = None, mask=None
     plain $\tfrac12(V-R)^2$). Masked mean over valid tokens. TRL knobs:
     ``PPOConfig.cliprange_value``, ``vf_coef`` (the weight the trainer puts on this loss).
 
-    Notebook: notebooks/03_ppo.ipynb, section 'The value loss'.
+    Notebook: notebooks/03_ppo.ipynb, §9 "Implementation details, and where they live"
+    (one row of its table) and §10 "Two things that confuse everyone" (the critic starts at 0).
     """
     fn = "value_loss"
     m = mask_arg(fn, mask, same_shape(fn, values=values, old_values=old_values, returns=returns))
@@ -109,7 +110,7 @@ def entropy_bonus(logits, mask=None):
     ``logits`` (B, T, V) (or (B, V)); ``mask`` (B, T). A trainer subtracts
     ``ent_coef * entropy_bonus(...)`` from its loss (CleanRL's ``ent_coef``).
 
-    Notebook: notebooks/03_ppo.ipynb, section 'The entropy bonus'.
+    Notebook: none; no notebook steps through the entropy bonus.
     """
     fn = "entropy_bonus"
     shape = raw(logits).shape[:-1]

@@ -37,7 +37,8 @@ def bradley_terry_loss(chosen_rewards, rejected_rewards, margin=None, center_coe
     Options mirror TRL's ``RewardTrainer``: ``margin`` is its ``margin`` column,
     ``center_coef`` its ``RewardConfig.center_rewards_coefficient`` (Eisenstein et al. 2023).
 
-    Notebook: notebooks/02_reward_model.ipynb, section 'The Bradley–Terry loss'.
+    Notebook: notebooks/02_reward_model.ipynb, §2 "The Bradley–Terry loss" and
+    §7 "Margin and centring".
     """
     fn = "bradley_terry_loss"
     same_shape(fn, chosen_rewards=chosen_rewards, rejected_rewards=rejected_rewards, margin=margin)
