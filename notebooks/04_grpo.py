@@ -374,19 +374,25 @@ for name, text in examples.items():
 assert score(problem, examples["bogus trace, right answer"]) == (1.0, 0.0)
 
 # %% [markdown]
-# In the sampled group of section 1, output 3 was such a hack. Its advantage, with and without
-# the process reward:
+# Put one in a group of four answers to the same problem: two sound traces, the hack, and sound
+# steps that end on a wrong answer. (A group built by hand, so the point does not depend on what
+# the reference happens to sample.) The hack's advantage, with and without the process reward:
 
 # %%
+group = [
+    examples["correct trace"],
+    examples["bogus trace, right answer"],
+    examples["correct trace"],
+    examples["good steps, wrong answer"],
+]
+r_o_group, r_p_group = map(np.array, zip(*(score(problem, text) for text in group)))
 for lam_ in (1.0, 0.5):
-    A_ = group_advantages(combined_reward(r_outcome, r_process, lam_))
-    print(
-        f"lam = {lam_}: A = {A_}   (hack, output 3: {A_[3]:+.2f}; correct, output 1: {A_[1]:+.2f})"
-    )
+    A_ = group_advantages(combined_reward(r_o_group, r_p_group, lam_))
+    print(f"lam = {lam_}: A = {np.round(A_, 2)}   (hack, output 1: {A_[1]:+.2f})")
 assert (
-    group_advantages(r_outcome)[3]
+    group_advantages(r_o_group)[1]
     > 0
-    > group_advantages(combined_reward(r_outcome, r_process, 0.5))[3]
+    > group_advantages(combined_reward(r_o_group, r_p_group, 0.5))[1]
 )
 
 # %% [markdown]
