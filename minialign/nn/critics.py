@@ -31,24 +31,34 @@ def last_response_index(response_mask: np.ndarray) -> np.ndarray:
     return T - 1 - np.argmax(mask[:, ::-1], axis=1)  # (B,)
 
 
-class RewardModel(Module):
-    """$r_\\phi(x, y)$: a TinyGPT trunk and a `RewardHead`, read at the last response token."""
+class _TrunkWithHead(Module):
+    """A TinyGPT trunk and a scalar head: one number per position, (B, T)."""
 
-    def __init__(self, config: GPTConfig, rng=None):
+    def __init__(self, config: GPTConfig, make_head, rng=None):
         self.config = config
         self.trunk = TinyGPT(config, rng=rng)
-        self.head = RewardHead(config.n_embd, rng=rng)
+        self.head = make_head()  # after the trunk: the trunk draws from ``rng`` first
 
     @classmethod
-    def from_policy(cls, policy: TinyGPT, rng=None) -> RewardModel:
-        """A reward model whose trunk starts as a copy of ``policy``'s weights."""
+    def from_policy(cls, policy: TinyGPT, rng=None):
+        """A model whose trunk starts as a copy of ``policy``'s weights."""
         model = cls(policy.config, rng=rng)
         model.trunk.load_state_dict(policy.state_dict())
         return model
 
     def forward(self, tokens) -> Tensor:
-        """A reward for every prefix, (B, T)."""
-        return self.head(self.trunk.hidden_states(tokens))
+        return self.head(self.trunk.hidden_states(tokens))  # (B, T)
+
+
+class RewardModel(_TrunkWithHead):
+    """$r_\\phi(x, y)$: a TinyGPT trunk and a `RewardHead`, read at the last response token.
+
+    ``model(tokens)`` gives a reward for every prefix, (B, T); `score` reads the one that
+    matters.
+    """
+
+    def __init__(self, config: GPTConfig, rng=None):
+        super().__init__(config, lambda: RewardHead(config.n_embd, rng=rng), rng=rng)
 
     def score(self, tokens, response_mask) -> Tensor:
         """$r_\\phi(x, y)$ per row, (B,): the prefix reward at the last response token."""
@@ -59,20 +69,11 @@ class RewardModel(Module):
         return rewards[np.arange(len(last)), last]  # (B,)
 
 
-class ValueModel(Module):
-    """$V_w(x_t)$: a TinyGPT trunk and a zero-initialised `ValueHead`, one value per position."""
+class ValueModel(_TrunkWithHead):
+    """$V_w(x_t)$: a TinyGPT trunk and a zero-initialised `ValueHead`, one value per position.
+
+    ``model(tokens)[:, t]`` estimates the return after seeing tokens ``<= t``.
+    """
 
     def __init__(self, config: GPTConfig, rng=None):
-        self.config = config
-        self.trunk = TinyGPT(config, rng=rng)
-        self.head = ValueHead(config.n_embd)
-
-    @classmethod
-    def from_policy(cls, policy: TinyGPT, rng=None) -> ValueModel:
-        model = cls(policy.config, rng=rng)
-        model.trunk.load_state_dict(policy.state_dict())
-        return model
-
-    def forward(self, tokens) -> Tensor:
-        """Values (B, T): ``values[:, t]`` estimates the return after seeing tokens ``<= t``."""
-        return self.head(self.trunk.hidden_states(tokens))
+        super().__init__(config, lambda: ValueHead(config.n_embd), rng=rng)
