@@ -188,9 +188,12 @@ for i in range(5):
     print(f"   chosen:   {chosen_text[i]:45s} true r = {pairs.chosen_reward[i]:+.2f}")
     print(f"   rejected: {rejected_text[i]:45s} true r = {pairs.rejected_reward[i]:+.2f}")
     print(f"   annotator's probability of this choice: {pairs.p_chosen[i]:.3f}")
+flipped = [i for i in range(5) if pairs.chosen_reward[i] < pairs.rejected_reward[i]]
+print(f"pairs above where the annotator chose the lower true reward: {flipped}")
+assert flipped and all(pairs.p_chosen[i] < 0.5 for i in flipped)
 
 # %% [markdown]
-# Wherever the annotator's probability of its choice is below 0.5 (the first two pairs here), it
+# Wherever the annotator's probability of its choice is below 0.5 (the pairs listed above), it
 # preferred the response with the lower true reward, as a noisy annotator sometimes will. No reward model can predict such
 # coin flips, which caps the label accuracy. If the annotator's probability of its choice is
 # $p_i$, the best possible predictor (one that knows the true reward) matches the label with
@@ -273,7 +276,7 @@ print(f"{len(rm_score)} held-out responses: Pearson r = {pearson:.3f}, Spearman 
 print(
     f"least-squares line: r_phi = {slope:.2f} * r {offset:+.2f}   (annotator's beta_BT = {BETA_BT})"
 )
-assert pearson > 0.9
+assert pearson > 0.9 and abs(slope - BETA_BT) < 0.2 * BETA_BT  # slope about beta_BT
 
 fig, ax = plt.subplots(figsize=(6, 4))
 ax.scatter(true_r, rm_score, s=8, alpha=0.5, label="held-out responses")
@@ -315,6 +318,7 @@ for i in worst:
     print(f"truly better ({rb:+.2f}): {better}")
     print(f"truly worse  ({rw:+.2f}): {worse}")
     print(f"   the reward model prefers the worse one by {abs(gap_rm[i]):.2f}\n")
+assert np.median(np.abs(gap_true[wrong_way])) < 0.5 * np.median(np.abs(gap_true))  # near-ties
 
 # %% [markdown]
 # Its mistakes are near-ties in the true reward, often responses with several adjectives of
@@ -357,6 +361,8 @@ header = f"continuation of '{probe_prompt}'"
 print(f"{header:58s} {'true r':>7s} {'RM (rescaled)':>14s}  RM percentile")
 for text, t, s, raw in zip(probes, probe_true, probe_rm, probe_raw):
     print(f"{text:58s} {t:+7.2f} {s:+14.2f}  {np.mean(rm_score < raw):9.0%}")
+# some gibberish (true r <= 0) outscores some genuinely positive review (true r > 0.5)
+assert probe_rm[probe_true <= 0].max() > probe_rm[probe_true > 0.5].min()
 
 # %% [markdown]
 # A closer look: one positive adjective repeated $k$ times. The true reward falls from $+1$
@@ -424,7 +430,9 @@ rm_c_score = reward_fn(rm_c)(ids, resp)
 for name, s, h in [("c = 0   ", rm_score, history), ("c = 0.01", rm_c_score, history_c)]:
     print(f"{name}: mean score {s.mean():+.3f}, std {s.std():.3f}, "
           f"held-out accuracy {h.last('eval_accuracy'):.3f}")  # fmt: skip
-assert abs(rm_c_score.mean()) < abs(rm_score.mean())
+assert abs(rm_c_score.mean()) < min(0.05, abs(rm_score.mean()))  # mean pinned near 0
+assert rm_c_score.std() < rm_score.std()  # scale shrinks
+assert abs(history_c.last("eval_accuracy") - history.last("eval_accuracy")) < 0.02
 
 # %% [markdown]
 # The mean score moves to 0 and the accuracy is unchanged. The spread shrinks too: the penalty
@@ -450,14 +458,17 @@ assert abs(rm_c_score.mean()) < abs(rm_score.mean())
 # rm_noisy = RewardModel.from_policy(reference, rng=np.random.default_rng(0))
 # h = train_reward_model(rm_noisy, noisy, eval_pairs=noisy_eval, steps=300, batch_size=32,
 #                        lr=3e-3, rng=1, eval_every=20, progress=False)
-# print(f"Bayes ceiling {bayes_accuracy(noisy_eval):.3f}")  # 0.689, down from 0.882
-# print(f"label accuracy {h.last('eval_accuracy'):.3f}")  # 0.646, a little under it
-# print(f"true-ordering accuracy {h.last('eval_true_accuracy'):.3f}")  # 0.845, was 0.958
+# print(f"Bayes ceiling {bayes_accuracy(noisy_eval):.3f} (beta_BT = 8: {ceiling:.3f})")
+# print(f"label accuracy {h.last('eval_accuracy'):.3f}")
+# print(f"true-ordering accuracy {h.last('eval_true_accuracy'):.3f} "
+#       f"(beta_BT = 8: {history.last('eval_true_accuracy'):.3f})")
 # ```
 #
-# The label accuracy, 0.65, looks poor, but the ceiling is only 0.69; against the true ordering
-# the same model is right 85% of the time: the label noise hides how good it is. Noisier labels
-# carry less information per pair, so it is still worse than with $\beta_{BT} = 8$ (0.96); more
-# pairs or more steps would close part of the gap. (Numbers from this seed.)
+# The label accuracy looks poor, but the ceiling has dropped almost as far, and the model
+# ends a little under it. Against the true ordering the same model is still right far more
+# often than the labels suggest: the label noise hides how good it is. Noisier labels carry
+# less information per pair, so it stays below the $\beta_{BT} = 8$ model; more pairs or more
+# steps would close part of the gap. (At the time of writing this printed a ceiling of 0.69,
+# down from 0.88; label accuracy 0.65; true-ordering accuracy 0.85, against 0.96.)
 #
 # </details>
