@@ -216,6 +216,14 @@ assert all(r["true_reward"] > base + 0.1 for r in records[1:])  # every method i
 assert best["ppo"] == max(best.values())
 assert bon[0]["true_reward"] - base > 0.5 * bon[0]["kl"]  # best-of-2: > 0.5 reward per nat
 assert max(r["kl"] for r in by_method["grpo"]) < max(r["kl"] for r in by_method["ppo"])
+assert max(r["kl"] for r in records) == max(r["kl"] for r in by_method["ppo"])  # PPO spends most
+most_efficient = max(records[1:], key=lambda r: (r["true_reward"] - base) / max(r["kl"], 1e-9))
+assert most_efficient["method"] == "best_of_n"  # the largest gain per nat
+for m, knob_key, sign in (("ppo", "beta", -1), ("dpo", "tau", +1)):  # PPO: larger beta, less KL
+    kls = [
+        r["kl"] for r in sorted(by_method[m], key=lambda r: r[knob_key])
+    ]  # DPO: larger tau, more
+    assert np.all(sign * np.diff(kls) > 0), (m, kls)
 
 # %% [markdown]
 # ## 3. A flawed reward model
@@ -348,6 +356,8 @@ for label, i in (("start", 0), ("true-reward peak", peak), ("end", len(steps0) -
 assert true0[peak] > true0[0] + 0.3  # it rose ...
 assert true0[-1] < true0[peak] - 0.3  # ... then fell
 assert proxy0[-1] > proxy0[peak] + 0.2  # while the proxy ended higher than at the peak
+end_words = [line.split(" | ")[1].split() for line in samples(snaps0[steps0[-1]])]
+assert any(len(set(w)) < len(w) for w in end_words)  # the exploit: a word said over and over
 
 # %% [markdown]
 # That is reward hacking. For the first few dozen iterations the proxy and the truth agree:
@@ -358,10 +368,11 @@ assert proxy0[-1] > proxy0[peak] + 0.2  # while the proxy ended higher than at t
 # With nothing pulling it back, the policy also drifts towards a single string, and the KL of
 # a policy that always writes $y$ is $-\log\pi_{\rm ref}(y|x)$, many nats for an odd string.
 #
-# This is not a lucky seed. Rerunning PPO with four other seeds (the same reward model), the
-# true reward always peaked, between 0.42 and 0.63 at $d \approx 1.9$ to $2.6$, and then fell to
-# between $-0.33$ and $+0.06$ while the proxy kept climbing to about 7.2. (In one of those runs
-# it later climbed back to about 0.5; in the others it stayed down.)
+# This is not a lucky seed. Rerunning PPO with four other training seeds
+# (`np.random.default_rng(s)` for $s = 3, \dots, 6$ in `run_ppo`; the same reward model), the
+# true reward always peaked and then fell while the proxy kept climbing to about 7.2. At the
+# time of writing, the peaks were between $+0.52$ and $+0.90$ at $d \approx 1.9$ to $2.4$, and
+# the final true rewards between $-0.33$ and $+0.11$.
 #
 # ## 5. The anchor: the KL penalty in $J(\theta)$
 #
@@ -446,15 +457,19 @@ print(
     f"beta = 0.1, best: true {true1[best1]:+.2f} at step {steps1[best1]} (KL {d1[best1] ** 2:.1f})"
 )
 print(f"beta = 0.1, end:  true {true1[-1]:+.2f}, proxy {proxy1[-1]:+.2f}, KL {d1[-1] ** 2:.1f}")
-for line in samples(snaps1[steps1[-1]]):
+end_samples = samples(snaps1[steps1[-1]])
+for line in end_samples:
     print("    ", line)
 assert d1[-1] < d0[-1] and true1[-1] > true0[-1] + 0.1
+assert true1[-1] < true1[best1]  # overshoots its own best
+assert any(len(line.split(" | ")[1].split()) > 1 for line in end_samples)  # stray extra words
 
 # %% [markdown]
 # With the penalty the KL levels off (the $\beta = 0.1$ curves stop early on the $d$ axis) and
-# the true reward stays near its peak instead of sliding down. It is not a perfect guard: the
-# run still overshoots its own best evaluation a little, and some samples end in a stray
-# negative word that this proxy does not mind. But the far-away region where the repetition
+# the true reward ends well above the $\beta = 0$ run's instead of sliding back to zero. It is
+# not a perfect guard: the run still overshoots its own best evaluation (compare the two
+# printed lines), and some samples pick up stray words after the adjective that this proxy
+# does not mind. But the far-away region where the repetition
 # exploit lives is now too expensive to reach.
 #
 # ## 6. Scaling laws for over-optimisation
@@ -574,7 +589,7 @@ assert alpha_rl > 0 and beta_rl > 0 and 1.0 < d_star < d0.max() and rms_q < rms_
 #   held-out "gold" signal (human evaluation, a stronger reward model) matters.
 # * **The defences** are the ones used in practice: a KL penalty $\beta$ large enough that the
 #   exploit does not pay, early stopping on a held-out measure of quality (the peak in section 4
-#   came after 40 iterations), and a better reward model (more, cleaner, more varied preference
+#   came long before the last iteration), and a better reward model (more, cleaner, more varied preference
 #   data; see notebook 02).
 # * **DPO has no reward model to hack, but it is not immune.** It optimises the preference pairs
 #   directly, so it inherits whatever biases the annotators had (notebook 05, section 8: a taste
