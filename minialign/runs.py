@@ -76,7 +76,7 @@ def train_command(args, out: Path) -> dict:
                     reward = task.true_reward
                 else:
                     rm = RewardModel.from_policy(reference, rng=rng)
-                    pairs = task.make_preference_pairs(2000, rng)
+                    pairs = task.make_preference_pairs(2000, rng, beta_bt=10.0)
                     train_reward_model(rm, pairs, steps=300, rng=rng, progress=progress)
                     reward = reward_fn(rm)
                 history = train_ppo(model, reference, reward, task.sample_prompts, **gen_kw,
