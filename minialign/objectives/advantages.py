@@ -6,9 +6,21 @@ and values. Inputs are rows of per-token quantities, shape (..., T), right-padde
 with a ``mask`` of the same shape (1 = a real token, 0 = padding). Padded positions
 may hold anything (even NaN): they are zeroed first and are 0 in every output.
 
-Conventions (RLHF_NOTES "PPO for language models", item 2): the value is 0 past the
-end of each row (the episode terminates at its last token), and ``returns = A + V``
-is taken *before* any whitening.
+Conventions (RLHF_NOTES "PPO for language models", item 2): by default the value is 0
+past the end of each row (the episode *terminates* at its last token), and
+``returns = A + V`` is taken *before* any whitening.
+
+**Truncation or termination.** A row that *terminated* (it emitted END) has no future,
+so $V(s_{T+1}) = 0$. A row that was *truncated* (cut off by a length limit) would have
+gone on: its future is worth about $V(s_{T+1})$, the value of the state after its last
+token, and a 0 there would blame (or credit) its last tokens for a future never sampled.
+Every function below takes ``truncated`` (...,) bool and ``bootstrap_values`` (...,)
+$= V(s_{T+1})$; for truncated rows the last reward gains $\gamma V(s_{T+1})$:
+
+$$\delta_T = r_T + \gamma\,V(s_{T+1})\,[\text{truncated}] - V(s_T), \qquad
+  G_t = \sum_{t'=t}^T \gamma^{\,t'-t} r_{t'} + \gamma^{\,T+1-t}\,V(s_{T+1})\,[\text{truncated}]$$
+
+(CleanRL's ``next_done`` and Gymnasium's ``terminated``/``truncated`` split, for rows.)
 """
 
 from __future__ import annotations
@@ -28,7 +40,38 @@ def _rows(fn: str, rewards, mask, values=None):
     return r, v, m
 
 
-def discounted_returns(rewards, gamma: float, mask=None) -> np.ndarray:
+def _bootstrap(fn: str, r, m, gamma: float, truncated, bootstrap_values) -> np.ndarray:
+    r"""``r`` with $\gamma V(s_{T+1})$ added to the last valid reward of each truncated row.
+
+    ``truncated`` (...,) bool; ``bootstrap_values`` (...,) must be finite where truncated
+    (anything, even NaN, elsewhere). ``bootstrap_values`` alone means every row is truncated.
+    """
+    if truncated is None and bootstrap_values is None:
+        return r
+    if bootstrap_values is None:
+        raise ValueError(f"{fn}: truncated was given without bootstrap_values (V after the row)")
+    rows = r.shape[:-1]
+    trunc = np.ones(rows, bool) if truncated is None else raw(truncated)
+    if trunc.shape != rows or not np.isin(trunc, (0, 1)).all():
+        raise ValueError(
+            f"{fn}: truncated must be 0/1 (or bool) of shape {rows} (one per row of rewards "
+            f"{r.shape}), got shape {trunc.shape}"
+        )
+    trunc = trunc.astype(bool) & m.any(axis=-1)  # an empty row has no last token
+    if raw(bootstrap_values).shape != rows:
+        raise ValueError(
+            f"{fn}: bootstrap_values must have shape {rows} (one V(s_T+1) per row of rewards "
+            f"{r.shape}), got shape {raw(bootstrap_values).shape}"
+        )
+    v_boot = array_arg(fn, "bootstrap_values", bootstrap_values, trunc).astype(r.dtype)
+    last = m.sum(axis=-1) - 1  # (...,) index of each row's last valid token
+    at_end = np.arange(r.shape[-1]) == last[..., None]  # (..., T)
+    return r + (gamma * v_boot * trunc)[..., None] * at_end  # r_T + γ V(s_{T+1})
+
+
+def discounted_returns(
+    rewards, gamma: float, mask=None, *, truncated=None, bootstrap_values=None
+) -> np.ndarray:
     r"""The discounted reward-to-go of every position (no gradient; a NumPy array).
 
     $$G_t = \sum_{t'=t}^T \gamma^{\,t'-t}r_\phi(x_{t'},y_{t'})$$
@@ -46,7 +89,9 @@ def discounted_returns(rewards, gamma: float, mask=None) -> np.ndarray:
     =========  ======  ===========================================
 
     Computed as one matrix product with $D_{t't} = \gamma^{t'-t}[t' \ge t]$, which is
-    the sum above read literally: ``G = rewards @ D``.
+    the sum above read literally: ``G = rewards @ D``. ``truncated`` / ``bootstrap_values``
+    (...,) add $\gamma^{T+1-t} V(s_{T+1})$ for rows cut off by a length limit (module
+    docstring, "Truncation or termination").
 
     Notebook: notebooks/03_ppo.ipynb, §1 "The objective $J(\theta)$" and
     §3 "Returns and advantages".
@@ -54,58 +99,69 @@ def discounted_returns(rewards, gamma: float, mask=None) -> np.ndarray:
     fn = "discounted_returns"
     unit_interval(fn, "gamma", gamma)
     r, _, m = _rows(fn, rewards, mask)
+    r = _bootstrap(fn, r, m, gamma, truncated, bootstrap_values)
     t = np.arange(r.shape[-1])
     power = t[:, None] - t[None, :]  # (T', T): t' - t
     discount = np.where(power >= 0, float(gamma) ** np.maximum(power, 0), 0.0)  # (T', T)
     return (r @ discount.astype(r.dtype)) * m
 
 
-def mc_advantages(rewards, values, gamma: float, mask=None) -> np.ndarray:
+def mc_advantages(
+    rewards, values, gamma: float, mask=None, *, truncated=None, bootstrap_values=None
+) -> np.ndarray:
     r"""The seed's Monte-Carlo advantage (no gradient; a NumPy array).
 
     $$\hat{A}_t \;=\; \sum_{t'=t}^T \gamma^{\,t'-t}r_\phi(x_{t'},y_{t'}) \;-\; V_w(x_t)$$
 
     ``rewards`` $r_\phi$ and ``values`` $V_w(x_t)$ are (..., T); ``gamma`` $\gamma \in [0, 1]$.
-    Unbiased but high-variance; equals `gae_advantages` with $\lambda = 1$.
+    Unbiased but high-variance; equals `gae_advantages` with $\lambda = 1$ (also with
+    ``truncated`` / ``bootstrap_values``, which bootstrap the return as in `discounted_returns`).
 
     Notebook: notebooks/03_ppo.ipynb, §3 "Returns and advantages".
     """
     fn = "mc_advantages"
     r, v, m = _rows(fn, rewards, mask, values)
-    return (discounted_returns(r, gamma, m) - v) * m
+    G = discounted_returns(r, gamma, m, truncated=truncated, bootstrap_values=bootstrap_values)
+    return (G - v) * m
 
 
 def gae_advantages(
-    rewards, values, gamma: float, lam: float, mask=None
+    rewards, values, gamma: float, lam: float, mask=None, *, truncated=None, bootstrap_values=None
 ) -> tuple[np.ndarray, np.ndarray]:
     r"""Generalised advantage estimation (Schulman et al. 2016); returns ``(advantages, returns)``.
 
     $$\delta_t = r_t + \gamma V(x_{t+1}) - V(x_t), \qquad
       A_t = \delta_t + \gamma\lambda A_{t+1}, \qquad R_t = A_t + V(x_t)$$
 
-    with $V = 0$ and $A = 0$ past the end of each row. $\lambda = 1$ gives the seed's
+    with $V = 0$ and $A = 0$ past the end of each row, except that a ``truncated`` row
+    uses $V(x_{T+1})$ = its ``bootstrap_values`` entry in $\delta_T$ (module docstring,
+    "Truncation or termination"). $\lambda = 1$ gives the seed's
     $\hat{A}_t = \sum_{t'=t}^T \gamma^{\,t'-t}r_\phi(x_{t'},y_{t'}) - V_w(x_t)$ (unbiased,
     high variance); $\lambda = 0$ gives the one-step $\delta_t$ (biased, low variance).
 
-    ==========  ========  ============================================
-    Symbol      Shape     Meaning
-    ==========  ========  ============================================
-    $r_t$       (..., T)  ``rewards`` (e.g. from `kl_penalized_rewards`)
-    $V(x_t)$    (..., T)  ``values`` from the value head, detached
-    $\gamma$    ()        ``gamma`` in [0, 1]
-    $\lambda$   ()        ``lam`` in [0, 1]
-    $A_t, R_t$  (..., T)  the two results (NumPy, no gradient), 0 at padding
-    ==========  ========  ============================================
+    ============  ========  ============================================
+    Symbol        Shape     Meaning
+    ============  ========  ============================================
+    $r_t$         (..., T)  ``rewards`` (e.g. from `kl_penalized_rewards`)
+    $V(x_t)$      (..., T)  ``values`` from the value head, detached
+    $\gamma$      ()        ``gamma`` in [0, 1]
+    $\lambda$     ()        ``lam`` in [0, 1]
+    —             (...,)    ``truncated`` (optional bool): rows cut off, not ended
+    $V(x_{T+1})$  (...,)    ``bootstrap_values`` (optional), used where truncated
+    $A_t, R_t$    (..., T)  the two results (NumPy, no gradient), 0 at padding
+    ============  ========  ============================================
 
     The backward recursion is vectorised over rows (one loop over time, as CleanRL's
     ``ppo.py`` and TRL's ``PPOTrainer`` do). TRL knobs: ``PPOConfig.gamma``, ``lam``.
 
-    Notebook: notebooks/03_ppo.ipynb, §4 "Generalised advantage estimation".
+    Notebook: notebooks/03_ppo.ipynb, §4 "Generalised advantage estimation" (and its
+    "Truncation or termination?" part).
     """
     fn = "gae_advantages"
     unit_interval(fn, "gamma", gamma)
     unit_interval(fn, "lam", lam)
     r, v, m = _rows(fn, rewards, mask, values)
+    r = _bootstrap(fn, r, m, gamma, truncated, bootstrap_values)  # δ_T gains γ V(x_{T+1})
     v_next = np.concatenate(
         [v[..., 1:], np.zeros_like(v[..., :1])], axis=-1
     )  # V(x_{t+1}), 0 at end
