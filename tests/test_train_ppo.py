@@ -12,9 +12,12 @@ import numpy as np
 import pytest
 from sentiment_fixture import SAMPLING, TASK, sentiment_reference
 
+from minialign.autograd import Tensor
 from minialign.nn import ValueModel
 from minialign.train.common import evaluate_policy, make_eval_fn
-from minialign.train.ppo import ppo_targets, train_ppo
+from minialign.train.grpo import train_grpo
+from minialign.train.ppo import ppo_targets, rollout_values, train_ppo
+from minialign.train.rollout import collect_rollout
 
 
 @pytest.fixture(scope="module")
@@ -222,3 +225,101 @@ def test_dict_rewards_log_their_extra_entries(setup):
     _, plain = run(setup, iterations=2)
     np.testing.assert_array_equal(history["reward"], plain["reward"])  # "reward" is optimised
     assert (history["reward_words"] > 0).all()  # the rest is logged as reward_<name>
+
+
+# --- responses cut off at max_new_tokens: truncation="bootstrap" and missing_eos_penalty ---
+
+
+def hand_built_rollout(B=4, T=9, P=3, seed=0):
+    rng = np.random.default_rng(seed)
+    lengths = np.array([2, 6, 4, 6])  # response tokens per row; 6 = T - P = max_new_tokens
+    mask = np.zeros((B, T - 1), bool)
+    for b, n in enumerate(lengths):
+        mask[b, P - 1 : P - 1 + n] = True
+    logp_old = rng.normal(size=(B, T - 1)).astype(np.float32) * mask
+    logp_ref = rng.normal(size=(B, T - 1)).astype(np.float32) * mask
+    values = rng.normal(size=(B, T - 1)).astype(np.float32) * mask
+    return rng.normal(size=B), logp_old, logp_ref, values, mask, P, lengths
+
+
+@pytest.mark.parametrize("gamma, lam", [(1.0, 0.95), (0.9, 0.5), (1.0, 1.0), (0.8, 0.0)])
+def test_bootstrap_changes_only_truncated_rows_by_the_discounted_value(gamma, lam):
+    """Â changes by (γλ)^(last - t) γ V(s_{T+1}) on truncated rows, nothing else moves."""
+    scores, logp_old, logp_ref, values, mask, P, lengths = hand_built_rollout()
+    truncated = np.array([False, True, False, True])
+    v_boot = np.array([np.nan, 2.5, np.nan, -1.5])  # unused where terminated: may be NaN
+    args = (scores, logp_old, logp_ref, values, mask, P, 0.1, gamma, lam)
+    r0, a0, ret0 = ppo_targets(*args)
+    r1, a1, ret1 = ppo_targets(*args, truncated=truncated, bootstrap_values=v_boot)
+    np.testing.assert_array_equal(r1, r0)  # the per-token rewards themselves are unchanged
+    np.testing.assert_array_equal(a1[~truncated], a0[~truncated])
+    np.testing.assert_array_equal(ret1[~truncated], ret0[~truncated])
+    last = P - 2 + lengths[:, None]  # (B, 1) column of each row's last response token
+    steps = np.maximum(last - np.arange(mask.shape[1]), 0)  # (B, T-1): last - t
+    shift = (gamma * lam) ** steps * gamma * np.nan_to_num(v_boot)[:, None] * mask
+    np.testing.assert_allclose(a1 - a0, shift, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ret1 - ret0, shift, rtol=1e-5, atol=1e-5)
+    assert (a1[truncated][:, : P - 1] == 0).all()  # still 0 on the prompt
+
+
+class PrefixSum:
+    """A fake value model whose V(tokens <= t) is the sum of the tokens up to t."""
+
+    def __call__(self, tokens):
+        return Tensor(np.cumsum(tokens, axis=1).astype(np.float32))
+
+
+def test_rollout_values_reads_the_bootstrap_after_the_last_token():
+    P, pad = 2, 0
+    tokens = np.array([[5, 6, 7, 9, pad, pad], [5, 6, 1, 2, 3, 4]])  # 9 = END; row 1 cut off
+    response_mask = np.array([[0, 0, 1, 1, 0, 0], [0, 0, 1, 1, 1, 1]], bool)
+    old, boot = rollout_values(PrefixSum(), tokens, response_mask, P, "bootstrap")
+    mask = response_mask[:, 1:]
+    np.testing.assert_array_equal(old, np.cumsum(tokens[:, :-1], axis=1) * mask)
+    np.testing.assert_array_equal(boot, [5 + 6 + 7 + 9, 5 + 6 + 1 + 2 + 3 + 4])  # V(all tokens)
+    old_terminal, none = rollout_values(PrefixSum(), tokens, response_mask, P, "terminal")
+    assert none is None
+    np.testing.assert_array_equal(old_terminal, old)
+
+
+def test_missing_eos_penalty_lowers_exactly_the_rows_without_end(setup):
+    task, reference, kw = setup
+    kw = {**kw, "max_new_tokens": 4}  # short enough that some rows are cut off
+    prompts = task.sample_prompts(32, np.random.default_rng(0))
+
+    def rollout(**options):
+        return collect_rollout(reference, reference, task.true_reward, prompts, temperature=1.0,
+                               rng=np.random.default_rng(1), **kw, **options)  # fmt: skip
+
+    plain, penalised = rollout(), rollout(missing_eos_penalty=2.0)
+    has_end = ((plain.tokens == kw["stop_token"]) & plain.response_mask).any(axis=1)
+    np.testing.assert_array_equal(plain.truncated, ~has_end)
+    assert 0 < has_end.sum() < len(has_end)  # both kinds occur
+    np.testing.assert_array_equal(penalised.tokens, plain.tokens)
+    np.testing.assert_array_equal(penalised.scores[has_end], plain.scores[has_end])
+    np.testing.assert_allclose(penalised.scores[~has_end], plain.scores[~has_end] - 2.0)
+
+
+def test_truncation_options_in_the_loops(setup):
+    task, reference, kw = setup
+    kw = {**kw, "max_new_tokens": 4}  # short enough that some rows are cut off
+    short = (task, reference, kw)
+    _, terminal = run(short, iterations=2)
+    _, default = run(short, iterations=2, truncation="terminal", missing_eos_penalty=None)
+    np.testing.assert_array_equal(default["value_loss"], terminal["value_loss"])
+    _, boot = run(short, iterations=2, truncation="bootstrap")
+    # iteration 0: the value head starts at zero (V = 0, so the bootstrap adds 0) and both
+    # runs make the same update; iteration 1: same rollout, V(s_{T+1}) != 0, other targets
+    np.testing.assert_array_equal(boot["advantage_std"][0], terminal["advantage_std"][0])
+    np.testing.assert_array_equal(boot["reward"], terminal["reward"])
+    assert boot["advantage_std"][1] != terminal["advantage_std"][1]
+    _, penalised = run(short, iterations=2, missing_eos_penalty=1.0)
+    assert penalised["reward"][0] < terminal["reward"][0]
+    with pytest.raises(ValueError, match="truncation"):
+        run(short, truncation="bootstrapped")
+    g = dict(iterations=1, group_size=4, prompts_per_iteration=4, rng=0, progress=False)
+    plain = train_grpo(fresh_policy(reference), reference, task.true_reward, task.sample_prompts,
+                       **{**kw, **g})  # fmt: skip
+    penal = train_grpo(fresh_policy(reference), reference, task.true_reward, task.sample_prompts,
+                       **{**kw, **g}, missing_eos_penalty=1.0)  # fmt: skip
+    assert penal["reward"][0] < plain["reward"][0]

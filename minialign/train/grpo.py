@@ -98,6 +98,7 @@ def train_grpo(
     beta: float = 0.0,
     level: str = "token",
     aggregation: str = "grpo",
+    missing_eos_penalty: float | None = None,
     lr: float = 1e-3,
     temperature: float = 1.0,
     max_grad_norm: float = 1.0,
@@ -113,6 +114,8 @@ def train_grpo(
 
     ``reward_fn(tokens, response_mask) -> (B,)`` (or a dict with a ``"reward"`` entry,
     like `arithmetic_reward_fn`'s), ``prompt_fn(n, rng) -> (n, P)`` int prompts.
+    ``missing_eos_penalty`` $c$ (TRL's knob): outputs that reached ``max_new_tokens``
+    without ``stop_token`` score $r_i - c$, before the group statistics.
     """
     _check(policy, reference, stop_token, pad_id, iterations=iterations,
            prompts_per_iteration=prompts_per_iteration, epochs=epochs, lr=lr,
@@ -130,7 +133,7 @@ def train_grpo(
         prompts = np.repeat(prompt_fn(prompts_per_iteration, rng), group_size, axis=0)  # (nN, P)
         ro = collect_rollout(policy, reference, reward_fn, prompts, max_new_tokens=max_new_tokens,
                              temperature=temperature, stop_token=stop_token, pad_id=pad_id,
-                             rng=rng)  # fmt: skip
+                             rng=rng, missing_eos_penalty=missing_eos_penalty)  # fmt: skip
         groups = ro.scores.reshape(prompts_per_iteration, group_size)  # (n, N)
         advantages = group_advantages(groups).reshape(-1)  # (nN,), adjacent rows = one group
         sums = dict(clip_fraction=0.0, approx_kl=0.0)

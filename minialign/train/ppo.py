@@ -37,6 +37,11 @@ line up column by column)::
                                                                BEFORE token t+1: V2 = V(x)
     response columns:  P-1 .. T-2 = 2, 3, 4; the score r_phi goes on column 4 (END)
 
+A row with no END (cut off at ``max_new_tokens``) has its last token at position
+$P - 1 + n$ ($n$ response tokens), often $T - 1$, which ``tokens[:, :-1]`` leaves out: the
+bootstrap value $V(s_{T+1})$ = V(tokens <= P-1+n) needs the value model on all of
+``tokens`` (B, T); its first T-1 columns are then the old values (`rollout_values`).
+
 so the value model runs on ``tokens[:, :-1]`` exactly like the policy, and GAE runs on
 the response columns ``[P-1:]`` (right-padded rows, as `gae_advantages` needs).
 
@@ -44,6 +49,11 @@ Implementation details (RLHF_NOTES, PPO items 1-9):
 
 1. The score goes on the last response token; every token pays $-\beta\,k_1$.
 2. GAE with $V = 0$ after the last token; returns are $\hat A + V$ *before* whitening.
+   A response that hit ``max_new_tokens`` without END was *truncated*, not ended; by
+   default (``truncation="terminal"``, as TRL) it is still treated as ended.
+   ``truncation="bootstrap"`` uses $V(s_{T+1})$, the value model's estimate of the state
+   after the last token, in its last $\delta_T$ (`gae_advantages`' ``bootstrap_values``);
+   ``missing_eos_penalty`` $c$ (TRL's knob) scores those rows $r_\phi - c$ instead.
 3. Advantages whitened over valid tokens with the population variance (``ddof=0``).
 4. Clipped value loss with ``value_clip`` $=\epsilon_v$ (``None`` turns it off).
 5. The value model starts as the reference's trunk with a **zero** head, so
@@ -107,12 +117,37 @@ def _check(policy, reference, stop_token, pad_id, **positive):
         raise ValueError(f"these must be > 0: {bad}")
 
 
-def ppo_targets(scores, logp_old, logp_ref, values, mask, prompt_length, beta, gamma, lam):
+TRUNCATION = ("terminal", "bootstrap")
+
+
+def rollout_values(value_model, tokens, response_mask, prompt_length, truncation="terminal"):
+    r"""Stage 4: old values $V(s_t)$ (B, T-1), 0 off the response, and $V(s_{T+1})$ (B,).
+
+    ``"terminal"``: one forward pass on ``tokens[:, :-1]``, the bootstrap is ``None``.
+    ``"bootstrap"``: one pass on all of ``tokens`` (B, T); column $t$ is V(tokens $\le t$),
+    so the old values are its first T-1 columns and row $b$'s $V(s_{T+1})$ sits at the
+    column of its last response token, $P - 1 + n_b$ (module docstring, "Positions").
+    """
+    mask = np.asarray(response_mask[:, 1:], bool)  # (B, T-1)
+    with no_grad():
+        if truncation == "terminal":
+            return value_model(tokens[:, :-1]).data * mask, None
+        full = value_model(tokens).data  # (B, T): V(tokens <= t)
+    last = prompt_length - 1 + mask.sum(axis=1)  # (B,) position of each row's last token
+    return full[:, :-1] * mask, full[np.arange(len(tokens)), last]
+
+
+def ppo_targets(
+    scores, logp_old, logp_ref, values, mask, prompt_length, beta, gamma, lam, *,
+    truncated=None, bootstrap_values=None,
+):  # fmt: skip
     r"""Stages 3 and 5: per-token rewards, GAE advantages and returns, (B, T-1) each.
 
     Inputs are in the (B, T-1) layout (column $t$ = token $t+1$; ``values[:, t]`` =
     $V$ of the prefix $\le t$); only the response columns ``[prompt_length - 1:]`` are
     used, and every output is 0 elsewhere. ``scores`` (B,) is $r_\phi(x, y)$.
+    ``truncated`` / ``bootstrap_values`` (B,) go to `gae_advantages`: a truncated row's
+    $\delta_T$ gains $\gamma V(s_{T+1})$ (the rewards returned do not include it).
     """
     response = slice(prompt_length - 1, None)  # response columns of the (B, T-1) layout
     m = mask[:, response]  # (B, R), right-padded: y_0 .. END, then padding
@@ -122,8 +157,9 @@ def ppo_targets(scores, logp_old, logp_ref, values, mask, prompt_length, beta, g
     )
     advantages, returns = np.zeros_like(rewards), np.zeros_like(rewards)
     advantages[:, response], returns[:, response] = gae_advantages(
-        rewards[:, response], values[:, response], gamma, lam, m
-    )
+        rewards[:, response], values[:, response], gamma, lam, m,
+        truncated=truncated, bootstrap_values=bootstrap_values,
+    )  # fmt: skip
     return rewards, advantages, returns
 
 
@@ -154,6 +190,8 @@ def train_ppo(
     kl_horizon: float = 10_000,
     target_kl: float | None = None,
     whiten_advantages: bool = True,
+    truncation: str = "terminal",
+    missing_eos_penalty: float | None = None,
     temperature: float = 1.0,
     max_grad_norm: float = 1.0,
     rng: np.random.Generator | int | None = None,
@@ -169,10 +207,14 @@ def train_ppo(
     ``reward_fn(tokens, response_mask) -> (B,)`` (or a dict with a ``"reward"`` entry),
     ``prompt_fn(n, rng) -> (n, P)`` int prompts. ``reference`` stays frozen.
     ``value_model`` defaults to ``ValueModel.from_policy(reference)`` and is trained too.
+    ``truncation`` ("terminal" or "bootstrap") and ``missing_eos_penalty`` decide how a
+    response cut off at ``max_new_tokens`` is treated (implementation detail 2).
     """
     _check(policy, reference, stop_token, pad_id, iterations=iterations, batch_size=batch_size,
            minibatch_size=minibatch_size, epochs=epochs, lr=lr, value_lr=value_lr,
            temperature=temperature, target_kl=target_kl)  # fmt: skip
+    if truncation not in TRUNCATION:
+        raise ValueError(f"truncation must be one of {TRUNCATION}, got {truncation!r}")
     rng = as_rng(rng)
     if value_model is None:
         value_model = ValueModel.from_policy(reference, rng=np.random.default_rng(0))
@@ -185,13 +227,14 @@ def train_ppo(
         prompts = prompt_fn(batch_size, rng)
         ro = collect_rollout(policy, reference, reward_fn, prompts, max_new_tokens=max_new_tokens,
                              temperature=temperature, stop_token=stop_token, pad_id=pad_id,
-                             rng=rng)  # fmt: skip
+                             rng=rng, missing_eos_penalty=missing_eos_penalty)  # fmt: skip
         tokens, mask, P = ro.tokens, ro.mask, ro.prompt_length
-        with no_grad():
-            old_values = value_model(tokens[:, :-1]).data * mask  # (B, T-1), V(s_t), 0 off y
+        # (B, T-1) V(s_t), 0 off the response; (B,) V(s_{T+1}) or None
+        old_values, v_boot = rollout_values(value_model, tokens, ro.response_mask, P, truncation)
         _, advantages, returns = ppo_targets(
-            ro.scores, ro.logp_old, ro.logp_ref, old_values, mask, P, kl_ctl.value, gamma, lam
-        )
+            ro.scores, ro.logp_old, ro.logp_ref, old_values, mask, P, kl_ctl.value, gamma, lam,
+            truncated=None if v_boot is None else ro.truncated, bootstrap_values=v_boot,
+        )  # fmt: skip
         advantage_std = float(advantages[mask].std())
         if whiten_advantages:
             advantages = whiten(advantages, mask)

@@ -5,6 +5,10 @@ r"""What the PPO and GRPO loops share: rollouts, rewards and the policy's forwar
 * `score_responses` calls ``reward_fn``: it may return a (B,) array, or a dict with a
   ``"reward"`` entry (what is optimised) and other (B,) entries that are only logged
   (their means, as ``reward_<name>``), e.g. `minialign.train.grpo.arithmetic_reward_fn`.
+* A response that reached ``max_new_tokens`` without emitting ``stop_token`` was
+  **truncated** (``Rollout.truncated``), not ended. ``missing_eos_penalty`` (TRL's
+  ``PPOConfig``/``RLOOConfig`` knob of that name) subtracts a constant from the score
+  of those rows; ``None`` (the default) leaves every score as ``reward_fn`` gave it.
 * `policy_logprobs` is `minialign.nn.sequence_logprobs` that also hands back the
   temperature-scaled logits, so the entropy needs no second forward pass.
 
@@ -44,6 +48,7 @@ class Rollout:
     scores: np.ndarray  # (B,) reward_fn's "reward"
     prompt_length: int
     reward_metrics: dict[str, float]  # means of reward_fn's other entries
+    truncated: np.ndarray | None = None  # (B,) bool: no stop_token in the response
 
     @property
     def kl(self) -> np.ndarray:
@@ -73,14 +78,25 @@ def score_responses(reward_fn: RewardFn, tokens, response_mask) -> tuple[np.ndar
     return rewards, extra
 
 
+def truncated_rows(tokens, response_mask, stop_token: int) -> np.ndarray:
+    """(B,) bool: the rows whose response holds no ``stop_token`` (cut off, not ended)."""
+    return ~((np.asarray(tokens) == stop_token) & np.asarray(response_mask, bool)).any(axis=1)
+
+
 def collect_rollout(
-    policy, reference, reward_fn, prompts, *, max_new_tokens, temperature, stop_token, pad_id, rng
-) -> Rollout:
-    """Sample one response per prompt row and measure it; no gradient anywhere."""
+    policy, reference, reward_fn, prompts, *, max_new_tokens, temperature, stop_token, pad_id, rng,
+    missing_eos_penalty: float | None = None,
+) -> Rollout:  # fmt: skip
+    r"""Sample one response per prompt row and measure it; no gradient anywhere.
+
+    With ``missing_eos_penalty`` $c$, truncated rows score $r_\phi(x, y) - c$ (TRL's knob)."""
     gen, logp_ref = sample_with_reference(policy, reference, prompts, rng=rng,
                                           max_new_tokens=max_new_tokens, stop_token=stop_token,
                                           pad_id=pad_id, temperature=temperature)  # fmt: skip
     scores, extra = score_responses(reward_fn, gen.tokens, gen.response_mask)
+    truncated = truncated_rows(gen.tokens, gen.response_mask, stop_token)
+    if missing_eos_penalty is not None:
+        scores = scores - float(missing_eos_penalty) * truncated  # only rows without END
     return Rollout(
         gen.tokens,
         gen.response_mask,
@@ -90,6 +106,7 @@ def collect_rollout(
         scores,
         gen.prompt_length,
         extra,
+        truncated,
     )
 
 
