@@ -76,7 +76,7 @@ from minialign.train import (
     train_reward_model,
 )
 from minialign.train import ppo as ppo_module
-from minialign.train.rollout import policy_logprobs
+from minialign.train.rollout import policy_logprobs, truncated_rows
 
 # Our matrices are tiny: one BLAS thread is several times faster here, and sums in a fixed order.
 threadpool_limits(1, "blas")
@@ -283,6 +283,65 @@ plt.show()
 # advantages over the batch's valid tokens (mean 0, std 1, population variance) before the
 # update. The value model is trained toward the returns $R_t = A_t + V_t$, computed before
 # whitening.
+#
+# ### Truncation or termination?
+#
+# "$V = 0$ after the last token" assumes the response **terminated**: the policy emitted END
+# and nothing follows. But a response can also be **truncated**: the sampler hit
+# `max_new_tokens` before END, and the text would have gone on. Its unseen continuation is
+# worth about $V(s_{T+1})$, the value model's estimate of the state after the last token, so
+# a truncated row should *bootstrap* from it instead of pretending the future is worth 0.
+# Only the last TD error changes,
+#
+# $$\delta_T = r_T + \gamma V(s_{T+1}) - V(s_T),$$
+#
+# and the recursion carries the difference back: every $A_t$ of the row gains
+# $(\gamma\lambda)^{T-t}\,\gamma V(s_{T+1})$. The same five tokens as above, now cut off,
+# with the value model expecting a little more to come:
+
+# %%
+V_boot = 0.6  # V(s_{T+1}): the value of the state after the last (cut-off) token
+n = len(r)
+V_next = np.append(V[1:], V_boot)  # V_{t+1}; the last entry is now V_boot, not 0
+delta_trunc = r + gamma * V_next - V
+A_trunc = np.zeros_like(r)
+running = 0.0
+for t in reversed(range(n)):
+    running = delta_trunc[t] + gamma * lam * running  # A_t = delta_t + gamma lam A_{t+1}
+    A_trunc[t] = running
+print("A_t terminated:", A_gae)
+print("A_t truncated :", A_trunc)
+print("difference    :", A_trunc - A_gae)
+np.testing.assert_allclose(
+    A_trunc - A_gae, (gamma * lam) ** np.arange(n)[::-1] * gamma * V_boot, rtol=1e-12
+)
+
+A_lib, _ = gae_advantages(r[None], V[None], gamma, lam, truncated=[True], bootstrap_values=[V_boot])
+np.testing.assert_allclose(A_lib[0], A_trunc, rtol=1e-12)
+print("objectives.gae_advantages(..., truncated=, bootstrap_values=) agrees")
+
+# %% [markdown]
+# How often does it happen? Of the reference's samples in section 1, the rows that reached
+# `max_new_tokens` without END (`Rollout.truncated` in the loops):
+
+# %%
+cut = truncated_rows(gen.tokens, gen.response_mask, tok.end_id)
+print(f"{cut.sum()} of {len(cut)} responses truncated ({cut.mean():.1%})")
+assert np.array_equal(cut, ~((gen.tokens == tok.end_id) & gen.response_mask).any(axis=1))
+assert cut.mean() < 0.05  # rare here: the task leaves room after its longest response
+
+# %% [markdown]
+# Rare on this task, whose `max_new_tokens` leaves room after the longest review, so the choice
+# barely matters here; with a tight length limit it can touch a large share of the batch.
+#
+# What the libraries do. TRL's `PPOTrainer` treats every response as terminated and offers
+# `missing_eos_penalty` instead: a constant subtracted from the score of each response
+# without END, which teaches the policy to finish rather than correcting the estimate.
+# minialign's loops do the same by default (`truncation="terminal"`, `missing_eos_penalty=None`);
+# `train_ppo(..., truncation="bootstrap")` reads $V(s_{T+1})$ from the same value-model pass as
+# the old values, and both `train_ppo` and `train_grpo` accept `missing_eos_penalty`. Note that
+# the fresh value head is 0 (section 10), so the bootstrap adds nothing until the critic has
+# learnt something.
 #
 # ## 5. The probability ratio
 #

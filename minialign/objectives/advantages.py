@@ -185,8 +185,8 @@ def whiten(x, mask=None, shift_mean: bool = True, ddof: int = 0, eps: float = 1e
     ``ddof=1`` is TRL's ``masked_whiten`` (unbiased). ``shift_mean=False`` adds
     $\bar x$ back (TRL does this for rewards). Padded positions are 0 in the output.
 
-    Notebook: notebooks/03_ppo.ipynb, §4 "Generalised advantage estimation" (its last
-    paragraph) and §9 "Implementation details, and where they live".
+    Notebook: notebooks/03_ppo.ipynb, §4 "Generalised advantage estimation" (its
+    whitening paragraph) and §9 "Implementation details, and where they live".
     """
     fn = "whiten"
     shape = raw(x).shape
