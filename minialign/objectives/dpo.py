@@ -73,7 +73,8 @@ def dpo_loss(
 
     ``loss_type`` (TRL ``DPOConfig.loss_type``; $z = \Delta/\tau$, $\epsilon$ = ``label_smoothing``):
       * ``"sigmoid"``: $-(1-\epsilon)\log\sigma(z) - \epsilon\log\sigma(-z)$; with $\epsilon > 0$
-        this is conservative DPO (cDPO, labels flipped with probability $\epsilon$).
+        this is conservative DPO (cDPO, labels flipped with probability $\epsilon$). (Recent TRL
+        ignores ``label_smoothing`` for ``"sigmoid"``; older TRL applied it as here.)
       * ``"robust"``: $\big(-(1-\epsilon)\log\sigma(z) + \epsilon\log\sigma(-z)\big)/(1-2\epsilon)$
         (Chowdhury et al. 2024), unbiased under label noise $\epsilon$.
       * ``"hinge"``: $\max(0, 1 - z)$ (SLiC, Zhao et al. 2023).
