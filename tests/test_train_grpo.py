@@ -210,3 +210,23 @@ def test_bad_arguments(sentiment):
         run(sentiment, level="word")
     with pytest.raises(ValueError, match="'reward'"):
         run(sentiment, lambda tokens, mask: {"score": np.zeros(len(tokens))})
+
+
+def test_advantage_scaling_options_reach_the_update(sentiment):
+    """``std_ddof``/``std_eps`` (TRL's Bessel sigma and epsilon) and ``scale_rewards=False``
+    (Dr. GRPO) change the advantages, so they change the trained policy; the default is the
+    seed's population sigma."""
+    final = {}
+    for name, options in {
+        "seed": {},
+        "explicit seed": dict(std_ddof=0, std_eps=1e-8, scale_rewards=True),
+        "trl": dict(std_ddof=1, std_eps=1e-4),
+        "dr_grpo": dict(scale_rewards=False),
+    }.items():
+        policy = fresh_policy(sentiment[1])
+        run(sentiment, policy=policy, iterations=2, **options)
+        final[name] = policy.state_dict()
+    same = lambda a, b: all(np.array_equal(a[k], b[k]) for k in a)  # noqa: E731
+    assert same(final["seed"], final["explicit seed"])
+    assert not same(final["seed"], final["trl"])
+    assert not same(final["seed"], final["dr_grpo"])

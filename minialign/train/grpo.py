@@ -21,6 +21,8 @@ Implementation details (RLHF_NOTES, "GRPO choices"):
 
 1. Population $\sigma$ ($1/N$, the seed's), $A = (r-\mu)/(\sigma + 10^{-8})$; a group whose
    rewards are all equal gets $A = 0$ exactly, and ``frac_zero_std`` reports how many.
+   ``std_ddof=1, std_eps=1e-4`` gives TRL's Bessel $\sigma$ and epsilon;
+   ``scale_rewards=False`` gives Dr. GRPO's $A = r - \mu$ (TRL ``scale_rewards="none"``).
 2. With ``epochs=1`` the ratio is exactly 1 when the loss is computed, so the clip never
    binds and the update is the plain policy gradient $-\mathbb{E}[A\,\nabla\log\pi]$;
    the clip matters only from the second epoch on.
@@ -98,6 +100,9 @@ def train_grpo(
     beta: float = 0.0,
     level: str = "token",
     aggregation: str = "grpo",
+    scale_rewards: bool = True,
+    std_ddof: int = 0,
+    std_eps: float = 1e-8,
     missing_eos_penalty: float | None = None,
     lr: float = 1e-3,
     temperature: float = 1.0,
@@ -135,7 +140,8 @@ def train_grpo(
                              temperature=temperature, stop_token=stop_token, pad_id=pad_id,
                              rng=rng, missing_eos_penalty=missing_eos_penalty)  # fmt: skip
         groups = ro.scores.reshape(prompts_per_iteration, group_size)  # (n, N)
-        advantages = group_advantages(groups).reshape(-1)  # (nN,), adjacent rows = one group
+        advantages = group_advantages(groups, eps=std_eps, ddof=std_ddof, scale=scale_rewards)
+        advantages = advantages.reshape(-1)  # (nN,), adjacent rows = one group
         sums = dict(clip_fraction=0.0, approx_kl=0.0)
         first = {}
         for epoch in range(epochs):
