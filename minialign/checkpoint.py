@@ -95,6 +95,15 @@ def save(model: Module, path, optimizer=None, extra: dict | None = None) -> Path
     return write_npz_atomic(path, arrays)
 
 
+def write_text_atomic(path, text: str) -> Path:
+    """Write ``text`` to a temp file beside ``path``, then rename it over ``path``."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return path
+
+
 def write_npz_atomic(path, arrays: dict[str, np.ndarray]) -> Path:
     """``np.savez`` to a temp file beside ``path``, fsync, then rename over ``path``.
 

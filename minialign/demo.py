@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from . import plots
+from .checkpoint import write_text_atomic
 from .nn import RewardModel
 from .pretrained import load_reference, make_task, single_thread_blas
 from .train.best_of_n import best_of_n
@@ -164,17 +164,11 @@ def run_demo(out_dir, config: DemoConfig | None = None, seed: int = 0, progress:
 # -- the run directory -------------------------------------------------------------
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_run(out_dir: Path, records: list[dict], metrics: list[dict], **meta) -> None:
     """summary.json, metrics.jsonl, config.json, frontier.png and curves.png, each atomically."""
-    _write_text_atomic(out_dir / "summary.json", json.dumps(records, indent=2) + "\n")
-    _write_text_atomic(out_dir / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in metrics))
-    _write_text_atomic(out_dir / "config.json", json.dumps(meta, indent=2) + "\n")
+    write_text_atomic(out_dir / "summary.json", json.dumps(records, indent=2) + "\n")
+    write_text_atomic(out_dir / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in metrics))
+    write_text_atomic(out_dir / "config.json", json.dumps(meta, indent=2) + "\n")
     draw_run(out_dir)
 
 

@@ -10,21 +10,15 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
 from . import checkpoint
+from .checkpoint import write_text_atomic
 from .nn import GPTConfig, RewardModel, TinyGPT
 from .pretrained import RECIPES, load_reference, make_task, single_thread_blas
 from .train.common import evaluate_policy
-
-
-def _save_json(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
 
 
 def train_command(args, out: Path) -> dict:
@@ -115,6 +109,6 @@ def train_command(args, out: Path) -> dict:
 
     result["interrupted"] = history.interrupted
     checkpoint.save(model, out / "model.npz", extra={"method": args.method, "task": task_name})
-    _save_json(out / "history.json", history.as_dict())
-    _save_json(out / "result.json", result)
+    write_text_atomic(out / "history.json", json.dumps(history.as_dict(), indent=2) + "\n")
+    write_text_atomic(out / "result.json", json.dumps(result, indent=2) + "\n")
     return result
