@@ -1,42 +1,248 @@
 """The ``minialign`` command (also ``python -m minialign``).
 
-    minialign demo [--quick] [--out DIR | --name NAME] [--force]
-    minialign train {sft,rm,ppo,grpo,dpo} [hyper-parameters...]
+    minialign demo [--quick] [--out DIR | --name NAME] [--force] [--seed N]
+    minialign train {sft,rm,ppo,grpo,dpo} [--steps N --learning-rate X --beta X ...]
     minialign pretrain {sentiment,arithmetic} [--out FILE]
     minialign plot RUN_DIR
 
-Every command is seeded (``--seed``) and writes into a run directory that it never
-overwrites without ``--force``.
+Every flag of ``train METHOD`` is a field of that method's config dataclass
+(`minialign.train.PPOConfig` ...): its name with dashes, its doc as help, its default,
+and its range checked when the flag is parsed (`minialign.train.config.check_field`), so
+a flag cannot drift from its field. Every command is seeded (``--seed``) and writes into
+a run directory that it never overwrites without ``--force``. A mistake in the command
+line or a file is one line on stderr and a non-zero exit; ``--debug`` (or
+``MINIALIGN_DEBUG=1``) shows the Python traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
+from .train.config import check_field, describe, field_type
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
+
+
+class _Formatter(argparse.HelpFormatter):
+    """Adds "(default: X)" to every help line that has a default worth showing."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "(default:" in text or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return text + " (default: %(default)s)"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with defaults in every help line, no prefix matching (``--beta`` is never
+    read as ``--beta-bt``), and one-line errors."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, allow_abbrev=False, **kwargs)
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def parse_known_args(self, args=None, namespace=None):
+        """Unknown flags are an error of the (sub)command they follow, with its usage."""
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace, extras
+
+
+# -- flags generated from a config dataclass ------------------------------------------
+
+
+def _field_parser(cls, name: str):
+    """A ``type=`` for argparse: text -> a valid value of field ``name`` of ``cls``."""
+    kind, optional = field_type(cls, name)
+
+    def parse(text: str):
+        if optional and text.strip().lower() == "none":
+            value = None
+        else:
+            try:
+                value = kind(text)
+            except ValueError:
+                raise argparse.ArgumentTypeError(
+                    f"expected {'an integer' if kind is int else 'a number'}, got {text!r}"
+                ) from None
+        try:
+            return check_field(cls, name, value)
+        except ValueError as e:  # "PPOConfig.beta must be >= 0, got -1.0" -> "must be ..."
+            raise argparse.ArgumentTypeError(str(e).split(" ", 1)[1]) from None
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _config_fields(cls) -> list[dataclasses.Field]:
+    """The fields of ``cls``, its own first (in the order written), then the shared ones."""
+    own = list(vars(cls).get("__annotations__", {}))
+    fields = dataclasses.fields(cls)
+    return sorted(fields, key=lambda f: own.index(f.name) if f.name in own else len(own))
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, cls) -> None:
+    """One ``--field-name`` per field of config ``cls``, with its doc, default and range.
+
+    A flag that is not given leaves no attribute (``argparse.SUPPRESS``), so the config's
+    own default applies and a command can tell which flags were given."""
+    group = parser.add_argument_group(f"{cls.__name__} (minialign.train.{cls.__name__})")
+    for f in _config_fields(cls):
+        kind, optional = field_type(cls, f.name)
+        flag = "--" + f.name.replace("_", "-")
+        unset = " ('none' to unset)" if optional and f.default is not None else ""
+        common = dict(dest=f.name, default=argparse.SUPPRESS,
+                      help=f"{describe(cls, f.name)}{unset} (default: {f.default})")  # fmt: skip
+        if kind is bool:
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, **common)
+        elif kind is str:
+            group.add_argument(flag, choices=f.metadata["choices"], **common)
+        else:
+            group.add_argument(flag, type=_field_parser(cls, f.name),
+                               metavar=kind.__name__.upper(), **common)  # fmt: skip
+
+
+def config_from_args(cls, args: argparse.Namespace, **overrides):
+    """The config ``cls`` with the fields given as flags (and ``overrides``) set."""
+    given = {
+        f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)
+    }
+    return cls(**{**given, **overrides})
+
+
+# -- the parser -------------------------------------------------------------------------
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", metavar="DIR", help="run directory (default: runs/<name>)")
+    p.add_argument("--name", help="run name under runs/ (default: command and time)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing run directory")
+    p.add_argument("--seed", type=_seed, default=0, metavar="N",
+                   help="seed for every random choice")  # fmt: skip
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
     return value
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
+def _fraction(text: str) -> float:
+    value = _number(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text}")
+    return value
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not 1 <= value <= 1_000_000:
+        raise argparse.ArgumentTypeError(f"expected an integer in [1, 1000000], got {value}")
+    return value
+
+
+def _add_train_parsers(sub) -> None:
+    from .train import DPOConfig, GRPOConfig, PPOConfig, RewardConfig, SFTConfig
+
+    train = sub.add_parser("train", help="one training run from the shipped reference model")
+    methods = train.add_subparsers(dest="method", required=True, parser_class=Parser)
+    specs = [("sft", "supervised pre-training of a fresh TinyGPT", SFTConfig),
+             ("rm", "a reward model on Bradley–Terry preference pairs", RewardConfig),
+             ("ppo", "PPO on a reward model (or the true reward)", PPOConfig),
+             ("grpo", "GRPO on the task's reward", GRPOConfig),
+             ("dpo", "DPO on preference pairs", DPOConfig)]  # fmt: skip
+    for name, doc, config in specs:
+        p = methods.add_parser(name, help=doc, description=doc)
+        p.set_defaults(config_class=config, parser=p)
+        add_config_arguments(p, config)
+        task = p.add_argument_group("task and data")
+        choices = ["sentiment", "arithmetic"] if name in ("sft", "grpo") else ["sentiment"]
+        task.add_argument("--task", choices=choices, default="sentiment", help="the toy task")
+        if name in ("rm", "dpo", "ppo"):
+            task.add_argument("--pairs", type=_count, default=2000, metavar="N",
+                              help="preference pairs to train on")  # fmt: skip
+            task.add_argument("--beta-bt", type=_annotator_beta, default=10.0, metavar="X",
+                              help="annotator sharpness: P(chosen) = sigmoid(beta_bt * Δr)")  # fmt: skip
+        if name == "ppo":
+            task.add_argument("--reward", choices=["rm", "true"], default="rm",
+                              help="optimise a reward model trained on --pairs (the proxy) "
+                              "or the task's true reward")  # fmt: skip
+        if name == "grpo":
+            task.add_argument("--process-weight", type=_fraction, default=0.5, metavar="X",
+                              help="arithmetic only: 1 - λ, the weight of the process reward")  # fmt: skip
+        if name == "dpo":
+            p.add_argument("--beta", type=_positive, default=None, metavar="FLOAT",
+                           help="TRL's name for 1/τ; sets --tau to 1/beta (give one of the two)")  # fmt: skip
+        _add_run_options(p)
+
+
+def _annotator_beta(text: str) -> float:
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
+    return value
+
+
+def _positive(text: str) -> float:
+    value = _number(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
     return value
 
 
-def _nonneg_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
-    return value
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(
+        prog="minialign", description="Align a tiny GPT with PPO, GRPO and DPO, in NumPy."
+    )
+    parser.add_argument("--debug", action="store_true",
+                        help="show Python tracebacks (also MINIALIGN_DEBUG=1)")  # fmt: skip
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    demo = sub.add_parser("demo", help="every method on the sentiment task, one table and plot")
+    demo.add_argument("--quick", action="store_true", help="a smaller run (about 20 s)")
+    _add_run_options(demo)
+
+    _add_train_parsers(sub)
+
+    pre = sub.add_parser("pretrain", help="rebuild a task's shipped reference model bit for bit")
+    pre.add_argument("task", choices=["sentiment", "arithmetic"], help="which reference model")
+    pre.add_argument("--out", help="where to write (default: the package's shipped file)")
+    pre.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    plot = sub.add_parser("plot", help="redraw frontier.png and curves.png of a run directory")
+    plot.add_argument("run_dir", help="a directory written by `minialign demo`")
+    return parser
+
+
+# -- the commands -----------------------------------------------------------------------
 
 
 def _run_dir(args, default_name: str) -> Path:
@@ -52,107 +258,63 @@ def _run_dir(args, default_name: str) -> Path:
     return out
 
 
-def _add_run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", help="run directory (default: runs/<name>)")
-    p.add_argument("--name", help="run name under runs/ (default: command and time)")
-    p.add_argument("--force", action="store_true", help="overwrite an existing run directory")
-    p.add_argument("--seed", type=int, default=0, help="seed for every random choice")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+def _demo(args) -> None:
+    from .demo import DemoConfig, run_demo
+
+    out = _run_dir(args, "demo")
+    config = DemoConfig.quick() if args.quick else DemoConfig()
+    t0 = time.perf_counter()
+    run_demo(out, config, seed=args.seed, progress=not args.no_progress)
+    print(f"\nwrote {out}/ (summary.json, metrics.jsonl, frontier.png, curves.png) "
+          f"in {time.perf_counter() - t0:.0f} s")  # fmt: skip
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="minialign", description="Align a tiny GPT with PPO, GRPO and DPO, in NumPy."
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
+def _train(args) -> None:
+    from .runs import train_command
 
-    demo = sub.add_parser("demo", help="every method on the sentiment task, one table and plot")
-    demo.add_argument("--quick", action="store_true", help="a smaller run (< 45 s)")
-    _add_run_options(demo)
+    overrides = {}
+    if args.method == "dpo" and args.beta is not None:
+        if hasattr(args, "tau"):
+            args.parser.error("give --tau or --beta (= 1/tau), not both")
+        overrides["tau"] = 1.0 / args.beta
+    config = config_from_args(args.config_class, args, **overrides)
+    result = train_command(args, config, _run_dir(args, args.method))
+    print(json.dumps(result, indent=2))
 
-    train = sub.add_parser("train", help="one training run")
-    methods = train.add_subparsers(dest="method", required=True)
-    for name, doc in [("sft", "supervised pre-training"), ("rm", "reward model"),
-                      ("ppo", "PPO"), ("grpo", "GRPO"), ("dpo", "DPO")]:  # fmt: skip
-        p = methods.add_parser(name, help=doc)
-        _add_run_options(p)
-        p.add_argument("--lr", type=_positive_float, default=1e-3 if name != "sft" else 3e-3)
-        p.add_argument("--batch-size", type=_positive_int, default=64 if name != "sft" else 32)
-        if name in ("sft", "grpo"):
-            p.add_argument("--task", choices=["sentiment", "arithmetic"], default="sentiment")
-        if name in ("sft", "rm", "dpo"):
-            p.add_argument("--steps", type=_positive_int, default=300)
-        if name in ("rm", "dpo"):
-            p.add_argument("--pairs", type=_positive_int, default=2000, help="preference pairs")
-            p.add_argument("--beta-bt", type=_nonneg_float, default=8.0,
-                           help="annotator sharpness: P(chosen) = sigmoid(beta_bt * du)")  # fmt: skip
-        if name in ("ppo", "grpo"):
-            p.add_argument("--iterations", type=_positive_int, default=40)
-            p.add_argument("--beta", type=_nonneg_float, default=0.1, help="KL coefficient")
-            p.add_argument("--epsilon", type=_nonneg_float, default=0.2, help="clip range")
-        if name == "ppo":
-            p.add_argument("--epochs", type=_positive_int, default=2)
-            p.add_argument("--lam", type=_nonneg_float, default=0.95, help="GAE lambda")
-            p.add_argument("--reward", choices=["rm", "true"], default="rm",
-                           help="optimise a trained reward model (proxy) or the true reward")  # fmt: skip
-            p.add_argument("--target-kl", type=_positive_float, default=None)
-        if name == "grpo":
-            p.add_argument("--group-size", type=int, default=8)
-            p.add_argument("--level", choices=["sequence", "token"], default="token")
-            p.add_argument("--aggregation", choices=["grpo", "bnpo", "dr_grpo", "dapo"],
-                           default="grpo")  # fmt: skip
-            p.add_argument("--process-weight", type=float, default=0.5,
-                           help="arithmetic: 1 - lambda, the weight of the process reward")  # fmt: skip
-        if name == "dpo":
-            p.add_argument(
-                "--tau", type=_positive_float, default=2.0, help="temperature (beta = 1/tau)"
-            )
-            p.add_argument("--loss-type", choices=["sigmoid", "ipo", "hinge", "robust"],
-                           default="sigmoid")  # fmt: skip
-            p.add_argument("--label-smoothing", type=float, default=0.0)
 
-    pre = sub.add_parser("pretrain", help="rebuild a task's shipped reference model bit for bit")
-    pre.add_argument("task", choices=["sentiment", "arithmetic"])
-    pre.add_argument("--out", help="where to write (default: the package's shipped file)")
-    pre.add_argument("--no-progress", action="store_true")
+def _pretrain(args) -> None:
+    from .pretrained import pretrain, save_reference
 
-    plot = sub.add_parser("plot", help="redraw frontier.png and curves.png of a run directory")
-    plot.add_argument("run_dir")
-    return parser
+    model = pretrain(args.task, progress=not args.no_progress)
+    print(f"wrote {save_reference(args.task, model, args.out)}")
+
+
+def _plot(args) -> None:
+    from .demo import draw_run
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "summary.json").exists():
+        raise SystemExit(f"minialign plot: {run_dir} has no summary.json (not a demo run?)")
+    draw_run(run_dir)
+    print(f"wrote {run_dir / 'frontier.png'} and {run_dir / 'curves.png'}")
+
+
+COMMANDS = {"demo": _demo, "train": _train, "pretrain": _pretrain, "plot": _plot}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from .perf import tune_malloc
-
-    tune_malloc()  # keep NumPy's temporaries in the process (see minialign.perf)
-    if args.command == "demo":
-        from .demo import DemoConfig, run_demo
-
-        out = _run_dir(args, "demo")
-        config = DemoConfig.quick() if args.quick else DemoConfig()
-        t0 = time.perf_counter()
-        run_demo(out, config, seed=args.seed, progress=not args.no_progress)
-        print(f"\nwrote {out}/ (summary.json, metrics.jsonl, frontier.png, curves.png) "
-              f"in {time.perf_counter() - t0:.0f} s")  # fmt: skip
-    elif args.command == "train":
-        from .runs import train_command
-
-        result = train_command(args, _run_dir(args, args.method))
-        print(json.dumps(result, indent=2))
-    elif args.command == "pretrain":
-        from .pretrained import pretrain, save_reference
-
-        model = pretrain(args.task, progress=not args.no_progress)
-        print(f"wrote {save_reference(args.task, model, args.out)}")
-    elif args.command == "plot":
-        from .demo import draw_run
-
-        run_dir = Path(args.run_dir)
-        if not (run_dir / "summary.json").exists():
-            raise SystemExit(f"minialign plot: {run_dir} has no summary.json (not a demo run?)")
-        draw_run(run_dir)
-        print(f"wrote {run_dir / 'frontier.png'} and {run_dir / 'curves.png'}")
+    debug = args.debug or os.environ.get("MINIALIGN_DEBUG", "") not in ("", "0")
+    try:
+        COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("minialign: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (ValueError, OSError, FloatingPointError) as e:
+        if debug:
+            raise
+        print(f"minialign {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_FAILED
     return 0
 
 

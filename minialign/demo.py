@@ -27,12 +27,21 @@ from . import plots
 from .checkpoint import write_text_atomic
 from .nn import RewardModel
 from .pretrained import load_reference, make_task, single_thread_blas
-from .train.best_of_n import best_of_n
-from .train.common import evaluate_policy, make_eval_fn
-from .train.dpo import train_dpo
-from .train.grpo import train_grpo
-from .train.ppo import train_ppo
-from .train.reward_model import reward_fn, train_reward_model
+from .train import (
+    DPOConfig,
+    GRPOConfig,
+    PPOConfig,
+    RewardConfig,
+    Sampling,
+    best_of_n,
+    evaluate_policy,
+    make_eval_fn,
+    reward_fn,
+    train_dpo,
+    train_grpo,
+    train_ppo,
+    train_reward_model,
+)
 
 
 @dataclass(frozen=True)
@@ -72,9 +81,7 @@ def run_demo(out_dir, config: DemoConfig | None = None, seed: int = 0, progress:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     task, reference = make_task("sentiment"), load_reference("sentiment")
-    tok = task.tokenizer
-    gen_kw = dict(max_new_tokens=task.block_size - task.prompt_len, stop_token=tok.end_id,
-                  pad_id=tok.pad_id)  # fmt: skip
+    sampling = Sampling.for_task(task)
     rng = np.random.default_rng(seed)
     eval_prompts = task.sample_prompts(config.n_eval_prompts, np.random.default_rng(seed + 1))
     curve_prompts = eval_prompts[:128]  # the curves in curves.png: a cheaper, smaller set
@@ -82,7 +89,7 @@ def run_demo(out_dir, config: DemoConfig | None = None, seed: int = 0, progress:
 
     def evaluate(policy, proxy=None) -> dict:
         # The same prompts and the same sampling seed for every method: one yardstick.
-        return evaluate_policy(policy, reference, eval_prompts, task.true_reward, **gen_kw,
+        return evaluate_policy(policy, reference, eval_prompts, task.true_reward, sampling,
                                rng=np.random.default_rng(seed + 2), reward_model=proxy)  # fmt: skip
 
     def record(method, run, seconds, result, **knobs):
@@ -104,8 +111,9 @@ def run_demo(out_dir, config: DemoConfig | None = None, seed: int = 0, progress:
         pairs = task.make_preference_pairs(config.n_pairs, rng, beta_bt=config.beta_bt)
         eval_pairs = task.make_preference_pairs(config.n_eval_pairs, rng, beta_bt=config.beta_bt)
         rm = RewardModel.from_policy(reference, rng=rng)
-        history = train_reward_model(rm, pairs, eval_pairs=eval_pairs, steps=config.rm_steps,
-                                     batch_size=config.batch_size, lr=config.lr, rng=rng,
+        rm_config = RewardConfig(steps=config.rm_steps, batch_size=config.batch_size,
+                                 learning_rate=config.lr)  # fmt: skip
+        history = train_reward_model(rm, pairs, rm_config, eval_pairs=eval_pairs, rng=rng,
                                      progress=progress)  # fmt: skip
         proxy = reward_fn(rm)
         accuracy = history.last("eval_accuracy") if "eval_accuracy" in history else float("nan")
@@ -121,27 +129,28 @@ def run_demo(out_dir, config: DemoConfig | None = None, seed: int = 0, progress:
                 break
             name, t0 = f"{method}-{knob:g}", time.perf_counter()
             policy = _trainable_copy(reference)
-            eval_fn = make_eval_fn(policy, reference, curve_prompts, task.true_reward, **gen_kw,
+            eval_fn = make_eval_fn(policy, reference, curve_prompts, task.true_reward, sampling,
                                    seed=seed + 3, reward_model=proxy)  # fmt: skip
             loop_kw = dict(rng=rng, progress=progress, eval_fn=eval_fn)
             if method == "ppo":
-                history = train_ppo(policy, reference, proxy, task.sample_prompts, **gen_kw,
-                                    iterations=config.ppo_iterations, batch_size=config.batch_size,
-                                    minibatch_size=config.batch_size // 2, beta=knob,
-                                    lr=config.lr, eval_every=config.ppo_iterations // 10,
+                ppo = PPOConfig(steps=config.ppo_iterations, batch_size=config.batch_size,
+                                beta=knob, learning_rate=config.lr,
+                                eval_steps=config.ppo_iterations // 10)  # fmt: skip
+                history = train_ppo(policy, reference, proxy, task.sample_prompts, sampling, ppo,
                                     **loop_kw)  # fmt: skip
                 knobs = dict(beta=knob)
             elif method == "grpo":
-                n_prompts = max(1, config.batch_size // config.group_size)
-                history = train_grpo(policy, reference, proxy, task.sample_prompts, **gen_kw,
-                                     group_size=config.group_size, prompts_per_iteration=n_prompts,
-                                     iterations=config.grpo_iterations, beta=knob, lr=config.lr,
-                                     eval_every=config.grpo_iterations // 10, **loop_kw)  # fmt: skip
+                grpo = GRPOConfig(steps=config.grpo_iterations, batch_size=config.batch_size,
+                                  num_generations=config.group_size, beta=knob,
+                                  learning_rate=config.lr,
+                                  eval_steps=config.grpo_iterations // 10)  # fmt: skip
+                history = train_grpo(policy, reference, proxy, task.sample_prompts, sampling, grpo,
+                                     **loop_kw)  # fmt: skip
                 knobs = dict(beta=knob)
             else:
-                history = train_dpo(policy, reference, pairs, tau=knob, steps=config.dpo_steps,
-                                    batch_size=config.batch_size, lr=config.lr,
-                                    eval_every=config.dpo_steps // 10, **loop_kw)  # fmt: skip
+                dpo = DPOConfig(tau=knob, steps=config.dpo_steps, batch_size=config.batch_size,
+                                learning_rate=config.lr, eval_steps=config.dpo_steps // 10)  # fmt: skip
+                history = train_dpo(policy, reference, pairs, dpo, **loop_kw)
                 knobs = dict(tau=knob, beta=1.0 / knob)
             interrupted = keep_history(name, history)
             seconds = time.perf_counter() - t0
@@ -149,7 +158,7 @@ def run_demo(out_dir, config: DemoConfig | None = None, seed: int = 0, progress:
 
         for n in config.bon_ns if not interrupted else ():
             t0 = time.perf_counter()
-            _, result = best_of_n(reference, proxy, eval_prompts, n, **gen_kw,
+            _, result = best_of_n(reference, proxy, eval_prompts, n, sampling,
                                   rng=np.random.default_rng(seed + 2), true_reward=task.true_reward)  # fmt: skip
             keep = {
                 k: result[k] for k in ("true_reward", "kl", "proxy_reward", "length") if k in result

@@ -24,7 +24,7 @@ import numpy as np
 from . import checkpoint
 from .nn import GPTConfig, TinyGPT
 from .tasks import ArithmeticTask, SentimentTask
-from .train.sft import train_sft
+from .train.sft import SFTConfig, train_sft
 
 
 @dataclass(frozen=True)
@@ -84,17 +84,9 @@ def pretrain(name: str, progress: bool = True) -> TinyGPT:
     with single_thread_blas():
         corpus = task.corpus(recipe.corpus_size, rng)
         model = TinyGPT(config, rng=rng)
-        train_sft(
-            model,
-            corpus.ids,
-            corpus.mask,
-            steps=recipe.steps,
-            batch_size=recipe.batch_size,
-            lr=recipe.lr,
-            rng=rng,
-            progress=progress,
-            log_every=10,
-        )
+        config = SFTConfig(steps=recipe.steps, batch_size=recipe.batch_size,
+                           learning_rate=recipe.lr, logging_steps=10)  # fmt: skip
+        train_sft(model, corpus.ids, corpus.mask, config, rng=rng, progress=progress)
     return model.eval()
 
 

@@ -16,99 +16,96 @@ import numpy as np
 
 from . import checkpoint
 from .checkpoint import write_text_atomic
-from .nn import GPTConfig, RewardModel, TinyGPT
+from .nn import GPTConfig, RewardModel, TinyGPT, generate
 from .pretrained import RECIPES, load_reference, make_task, single_thread_blas
-from .train.common import evaluate_policy
+from .train import (
+    RewardConfig,
+    Sampling,
+    arithmetic_reward_fn,
+    evaluate_policy,
+    reward_fn,
+    train_dpo,
+    train_grpo,
+    train_ppo,
+    train_reward_model,
+    train_sft,
+)
 
 
-def train_command(args, out: Path) -> dict:
-    """Run ``args.method`` and write the run directory; return the result record."""
-    from .train import (
-        arithmetic_reward_fn,
-        train_dpo,
-        train_grpo,
-        train_ppo,
-        train_reward_model,
-        train_sft,
-    )
-    from .train.reward_model import reward_fn
-
-    task_name = getattr(args, "task", "sentiment")
-    task = make_task(task_name)
-    tok = task.tokenizer
-    gen_kw = dict(max_new_tokens=task.block_size - task.prompt_len, stop_token=tok.end_id,
-                  pad_id=tok.pad_id)  # fmt: skip
+def train_command(args, config, out: Path) -> dict:
+    """Run ``args.method`` with ``config`` and write the run directory; return the result."""
+    task = make_task(args.task)
     rng = np.random.default_rng(args.seed)
     progress = not args.no_progress
-    result: dict = {"method": args.method, "task": task_name, "seed": args.seed}
-
+    result: dict = {"method": args.method, "task": args.task, "seed": args.seed}
     with single_thread_blas():
         if args.method == "sft":
-            recipe = RECIPES[task_name]
-            config = GPTConfig(
-                vocab_size=tok.vocab_size, block_size=task.block_size, **recipe.model
-            )
-            model = TinyGPT(config, rng=rng)
-            corpus = task.corpus(recipe.corpus_size, rng)
-            history = train_sft(model, corpus.ids, corpus.mask, steps=args.steps, lr=args.lr,
-                                batch_size=args.batch_size, rng=rng, progress=progress)  # fmt: skip
+            model, history = _sft(task, args, config, rng, progress)
             result["final_loss"] = history.last("loss")
         elif args.method == "rm":
-            reference = load_reference(task_name)
-            pairs = task.make_preference_pairs(args.pairs, rng, beta_bt=args.beta_bt)
-            eval_pairs = task.make_preference_pairs(args.pairs // 5, rng, beta_bt=args.beta_bt)
-            model = RewardModel.from_policy(reference, rng=rng)
-            history = train_reward_model(model, pairs, eval_pairs=eval_pairs, steps=args.steps,
-                                         batch_size=args.batch_size, lr=args.lr, rng=rng,
-                                         progress=progress)  # fmt: skip
+            model, history = _reward_model(task, args, config, rng, progress)
             result["eval_accuracy"] = history.last("eval_accuracy")
         else:
-            reference = load_reference(task_name)
-            model = copy.deepcopy(reference).train().requires_grad_(True)
-            if args.method == "ppo":
-                if args.reward == "true":
-                    reward = task.true_reward
-                else:
-                    rm = RewardModel.from_policy(reference, rng=rng)
-                    pairs = task.make_preference_pairs(2000, rng, beta_bt=10.0)
-                    train_reward_model(rm, pairs, steps=300, rng=rng, progress=progress)
-                    reward = reward_fn(rm)
-                history = train_ppo(model, reference, reward, task.sample_prompts, **gen_kw,
-                                    iterations=args.iterations, batch_size=args.batch_size,
-                                    minibatch_size=max(1, args.batch_size // 2), epochs=args.epochs,
-                                    lam=args.lam, beta=args.beta, epsilon=args.epsilon,
-                                    target_kl=args.target_kl, lr=args.lr, rng=rng,
-                                    progress=progress)  # fmt: skip
-            elif args.method == "grpo":
-                reward = (task.true_reward if task_name == "sentiment"
-                          else arithmetic_reward_fn(task, lam=1.0 - args.process_weight))  # fmt: skip
-                history = train_grpo(model, reference, reward, task.sample_prompts, **gen_kw,
-                                     group_size=args.group_size,
-                                     prompts_per_iteration=max(1, args.batch_size // args.group_size),
-                                     iterations=args.iterations, beta=args.beta,
-                                     epsilon=args.epsilon, level=args.level,
-                                     aggregation=args.aggregation, lr=args.lr, rng=rng,
-                                     progress=progress)  # fmt: skip
-            else:
-                pairs = task.make_preference_pairs(args.pairs, rng, beta_bt=args.beta_bt)
-                history = train_dpo(model, reference, pairs, tau=args.tau, loss_type=args.loss_type,
-                                    label_smoothing=args.label_smoothing, steps=args.steps,
-                                    batch_size=args.batch_size, lr=args.lr, rng=rng,
-                                    progress=progress)  # fmt: skip
-            if task_name == "sentiment":
-                prompts = task.sample_prompts(256, np.random.default_rng(args.seed + 1))
-                result.update(evaluate_policy(model, reference, prompts, task.true_reward, **gen_kw,
-                                              rng=np.random.default_rng(args.seed + 2)))  # fmt: skip
-            else:
-                from .nn import generate
-
-                prompts = task.sample_prompts(256, np.random.default_rng(args.seed + 1))
-                gen = generate(model, prompts, rng=np.random.default_rng(args.seed + 2), **gen_kw)
-                outcome, process = task.rewards(gen.tokens, gen.tokens, gen.response_mask)
-                result.update(accuracy=float(outcome.mean()), process_reward=float(process.mean()))
-
+            model, history = _policy(task, args, config, rng, progress)
+            result.update(_measure(task, args, model))
     result["interrupted"] = history.interrupted
-    checkpoint.save(model, out / "model.npz", extra={"method": args.method, "task": task_name})
+    checkpoint.save(model, out / "model.npz", extra={"method": args.method, "task": args.task})
     write_text_atomic(out / "history.json", json.dumps(history.as_dict(), indent=2) + "\n")
     write_text_atomic(out / "result.json", json.dumps(result, indent=2) + "\n")
     return result
+
+
+def _sft(task, args, config, rng, progress):
+    recipe, tok = RECIPES[args.task], task.tokenizer
+    model = TinyGPT(GPTConfig(tok.vocab_size, task.block_size, **recipe.model), rng=rng)
+    corpus = task.corpus(recipe.corpus_size, rng)
+    return model, train_sft(model, corpus.ids, corpus.mask, config, rng=rng, progress=progress)
+
+
+def _pairs(task, args, rng, n=None):
+    return task.make_preference_pairs(n or args.pairs, rng, beta_bt=args.beta_bt)
+
+
+def _reward_model(task, args, config, rng, progress):
+    reference = load_reference(args.task)
+    pairs, eval_pairs = _pairs(task, args, rng), _pairs(task, args, rng, max(1, args.pairs // 5))
+    rm = RewardModel.from_policy(reference, rng=rng)
+    history = train_reward_model(rm, pairs, config, eval_pairs=eval_pairs, rng=rng,
+                                 progress=progress)  # fmt: skip
+    return rm, history
+
+
+def _policy(task, args, config, rng, progress):
+    reference = load_reference(args.task)
+    model = copy.deepcopy(reference).train().requires_grad_(True)
+    sampling = Sampling.for_task(task)
+    if args.method == "dpo":
+        history = train_dpo(model, reference, _pairs(task, args, rng), config, rng=rng,
+                            progress=progress)  # fmt: skip
+        return model, history
+    if args.method == "grpo" and args.task == "arithmetic":
+        reward = arithmetic_reward_fn(task, lam=1.0 - args.process_weight)
+    elif args.method == "ppo" and args.reward == "rm":
+        rm = RewardModel.from_policy(reference, rng=rng)
+        train_reward_model(rm, _pairs(task, args, rng), RewardConfig(steps=300), rng=rng,
+                           progress=progress)  # fmt: skip
+        reward = reward_fn(rm)
+    else:
+        reward = task.true_reward
+    trainer = train_ppo if args.method == "ppo" else train_grpo
+    history = trainer(model, reference, reward, task.sample_prompts, sampling, config, rng=rng,
+                      progress=progress)  # fmt: skip
+    return model, history
+
+
+def _measure(task, args, model) -> dict:
+    """The trained policy on 256 held-out prompts: the demo's yardstick (true reward, KL)."""
+    reference, sampling = load_reference(args.task), Sampling.for_task(task)
+    prompts = task.sample_prompts(256, np.random.default_rng(args.seed + 1))
+    rng = np.random.default_rng(args.seed + 2)
+    if args.task == "sentiment":
+        return evaluate_policy(model, reference, prompts, task.true_reward, sampling, rng=rng)
+    gen = generate(model, prompts, sampling.max_new_tokens, rng=rng,
+                   stop_token=sampling.stop_token, pad_id=sampling.pad_id)  # fmt: skip
+    outcome, process = task.rewards(gen.tokens, gen.tokens, gen.response_mask)
+    return dict(accuracy=float(outcome.mean()), process_reward=float(process.mean()))

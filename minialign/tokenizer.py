@@ -43,6 +43,32 @@ class SequenceBatch:
     def __len__(self) -> int:
         return self.ids.shape[0]
 
+    def take(self, rows) -> SequenceBatch:
+        """The rows ``rows`` (indices or a boolean mask) as a new batch."""
+        return SequenceBatch(self.ids[rows], self.mask[rows], self.response_mask[rows])
+
+
+@dataclass(frozen=True)
+class PreferencePairs:
+    """Pairs of responses to the same prompts, row by row: ``chosen`` preferred to
+    ``rejected``. The rewards are the task's *true* ones, (n,)."""
+
+    prompt_ids: np.ndarray  # (n, P) int64, starts with BOS
+    chosen: SequenceBatch  # (n, T)
+    rejected: SequenceBatch  # (n, T)
+    chosen_reward: np.ndarray  # (n,) float64, true reward of the chosen continuation
+    rejected_reward: np.ndarray
+    p_chosen: np.ndarray  # (n,) the annotator's probability of the choice it made
+
+    def __len__(self) -> int:
+        return len(self.chosen)
+
+    def take(self, rows) -> PreferencePairs:
+        """The pairs ``rows`` (indices or a boolean mask) as a new set."""
+        return PreferencePairs(self.prompt_ids[rows], self.chosen.take(rows),
+                               self.rejected.take(rows), self.chosen_reward[rows],
+                               self.rejected_reward[rows], self.p_chosen[rows])  # fmt: skip
+
 
 class Tokenizer:
     """Map tokens to ids and back.

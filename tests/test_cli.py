@@ -69,7 +69,7 @@ def test_train_dpo_writes_a_loadable_model(tmp_path):
     "argv",
     [
         ["train", "dpo", "--tau", "0"],
-        ["train", "ppo", "--lr", "-1"],
+        ["train", "ppo", "--learning-rate", "-1"],
         ["train", "grpo", "--task", "chess"],
         ["demo", "--bogus"],
         ["pretrain", "poetry"],

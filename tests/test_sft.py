@@ -1,5 +1,7 @@
 """Supervised training: it learns a structured corpus, is bitwise repeatable and resumable."""
 
+import json
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -10,11 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import minialign.functional as F
-from minialign import checkpoint
 from minialign.nn import GPTConfig, Module, Parameter, TinyGPT
-from minialign.optim import AdamW, param_groups
 from minialign.plots import plot_history
-from minialign.train import History, evaluate_loss, train_sft, unigram_entropy
+from minialign.train import History, SFTConfig, evaluate_loss, train_sft, unigram_entropy
 
 V, T = 12, 16
 CONFIG = GPTConfig(vocab_size=V, block_size=T, n_layer=2, n_head=2, n_embd=32)
@@ -62,10 +62,9 @@ def test_tinygpt_loss_falls_well_below_unigram_entropy():
 
     model = TinyGPT(GPTConfig(vocab_size=V, block_size=T, n_layer=1, n_head=2, n_embd=32), rng=0)
     before = evaluate_loss(model, held_tokens, held_mask)
-    history = train_sft(
-        model, tokens, mask, steps=150, batch_size=16, lr=1e-2, rng=1, progress=False,
-        eval_tokens=held_tokens, eval_mask=held_mask, eval_every=75,
-    )  # fmt: skip
+    config = SFTConfig(steps=150, batch_size=16, learning_rate=1e-2, eval_steps=75)
+    history = train_sft(model, tokens, mask, config, rng=1, progress=False,
+                        eval_tokens=held_tokens, eval_mask=held_mask)  # fmt: skip
     final_train = history["loss"][-20:].mean()
     assert before > 0.9 * entropy  # an untrained model is no better than the unigram baseline
     assert final_train < 0.5 * entropy, (final_train, entropy)
@@ -79,9 +78,8 @@ def _run(seed, steps=12, **kwargs):
     rng = np.random.default_rng(3)
     tokens, mask = motif_corpus(64, rng)
     model = TinyGPT(CONFIG, rng=0)
-    history = train_sft(
-        model, tokens, mask, steps=steps, batch_size=8, rng=seed, progress=False, **kwargs
-    )
+    config = SFTConfig(steps=steps, batch_size=8)
+    history = train_sft(model, tokens, mask, config, rng=seed, progress=False, **kwargs)
     return model, history
 
 
@@ -98,26 +96,36 @@ def test_same_seed_is_bitwise_identical():
 def test_resume_from_checkpoint_is_bitwise_identical(tmp_path):
     rng = np.random.default_rng(3)
     tokens, mask = motif_corpus(64, rng)
-    common = dict(steps=10, batch_size=8, progress=False, warmup=3)
+    config = SFTConfig(steps=10, batch_size=8, warmup_steps=3, save_steps=4)
+    eval_tokens = motif_corpus(8, np.random.default_rng(1))[0]
+    path = tmp_path / "sft.npz"
+
+    def run(model, **options):
+        return train_sft(model, tokens, mask, config, rng=5, progress=False,
+                         eval_tokens=eval_tokens, checkpoint_path=path, **options)  # fmt: skip
 
     straight = TinyGPT(CONFIG, rng=0)
-    h_straight = train_sft(straight, tokens, mask, rng=np.random.default_rng(5), **common)
+    h_straight = run(straight)
+    path.unlink()
+    stopped = TinyGPT(CONFIG, rng=0)
+    forward = stopped.forward
+    calls = []
 
-    first, gen = TinyGPT(CONFIG, rng=0), np.random.default_rng(5)
-    opt = AdamW(param_groups(first, 0.1), betas=(0.9, 0.95))  # what train_sft would build
-    train_sft(first, tokens, mask, rng=gen, optimizer=opt, end_step=4, **common)
-    checkpoint.save(
-        first, tmp_path / "sft.npz", optimizer=opt, extra={"rng": gen.bit_generator.state}
-    )
+    def interrupt_in_step_5(*args):  # 2 forward passes a step: training, then evaluation
+        calls.append(1)
+        if len(calls) == 11:  # Ctrl-C in step 5, after the step-4 checkpoint
+            raise KeyboardInterrupt
+        return forward(*args)
 
-    model = checkpoint.load(tmp_path / "sft.npz")
-    opt2 = AdamW(param_groups(model, 0.1))  # hyperparameters come from the file
-    extra = checkpoint.load_into(model, tmp_path / "sft.npz", optimizer=opt2)
-    gen2 = np.random.default_rng()
-    gen2.bit_generator.state = extra["rng"]
-    h_rest = train_sft(model, tokens, mask, rng=gen2, optimizer=opt2, start_step=4, **common)
-
-    assert np.array_equal(h_rest["loss"], h_straight["loss"][4:])
+    stopped.forward = interrupt_in_step_5
+    assert run(stopped).interrupted
+    with np.load(path) as saved:
+        assert json.loads(str(saved["__run__"]))["step"] == 4  # resumes mid-run, not from 0
+    model = TinyGPT(CONFIG, rng=0)
+    h_rest = run(model, resume=True)  # from step 4: the model, AdamW and the generator
+    for key in h_straight.keys():
+        if key != "seconds":
+            assert np.array_equal(h_rest[key], h_straight[key]), key
     for (name, a), b in zip(straight.state_dict().items(), model.state_dict().values()):
         assert np.array_equal(a, b), name
 
@@ -131,7 +139,8 @@ def test_padding_content_never_changes_training(seed):
     runs = []
     for toks in (tokens, junk):
         model = TinyGPT(GPTConfig(vocab_size=V, block_size=T, n_layer=1, n_head=1, n_embd=8), rng=0)
-        runs.append(train_sft(model, toks, mask, steps=3, batch_size=4, rng=seed, progress=False))
+        config = SFTConfig(steps=3, batch_size=4)
+        runs.append(train_sft(model, toks, mask, config, rng=seed, progress=False))
     np.testing.assert_allclose(runs[0]["loss"], runs[1]["loss"], rtol=1e-6)
 
 
@@ -141,20 +150,23 @@ def test_padding_content_never_changes_training(seed):
 def test_nan_loss_names_the_step():
     tokens, mask = motif_corpus(8, np.random.default_rng(0))
     with pytest.raises(FloatingPointError, match="loss is nan at step 3"):
-        train_sft(Bigram(poison_at=4), tokens, mask, steps=10, batch_size=2, rng=0, progress=False)
+        train_sft(Bigram(poison_at=4), tokens, mask, SFTConfig(steps=10, batch_size=2), rng=0,
+                  progress=False)  # fmt: skip
 
 
 def test_ctrl_c_returns_history_so_far():
     tokens, mask = motif_corpus(8, np.random.default_rng(0))
     model = Bigram(poison_at=6, poison="interrupt")
-    history = train_sft(model, tokens, mask, steps=10, batch_size=2, rng=0, progress=False)
+    history = train_sft(model, tokens, mask, SFTConfig(steps=10, batch_size=2), rng=0,
+                        progress=False)  # fmt: skip
     assert history.interrupted and list(history.steps("loss")) == [0, 1, 2, 3, 4]
     assert model.training
 
 
 def test_progress_bar_and_log_every(capsys):
     tokens, mask = motif_corpus(8, np.random.default_rng(0))
-    history = train_sft(Bigram(), tokens, mask, steps=7, batch_size=2, log_every=3, rng=0)
+    config = SFTConfig(steps=7, batch_size=2, logging_steps=3)
+    history = train_sft(Bigram(), tokens, mask, config, rng=0)
     assert list(history.steps("loss")) == [0, 3, 6]
     assert "sft" in capsys.readouterr().err  # tqdm draws on stderr
 
@@ -172,7 +184,7 @@ def test_progress_bar_and_log_every(capsys):
 )
 def test_bad_tokens_are_rejected(tokens, mask, message):
     with pytest.raises(ValueError, match=message):
-        train_sft(TinyGPT(CONFIG, rng=0), tokens, mask, steps=1, progress=False)
+        train_sft(TinyGPT(CONFIG, rng=0), tokens, mask, SFTConfig(steps=1), progress=False)
 
 
 # ---------------------------------------------------------------------------- helpers

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sentiment_fixture import SAMPLING, TASK, sentiment_reference
+from sentiment_fixture import SAMPLING, SAMPLING_KW, TASK, sentiment_reference
 
 from minialign.nn import generate, sequence_logprobs
 from minialign.tasks import best_of_n_distribution, best_of_n_kl_bound, kl
+from minialign.train import evaluate_policy
 from minialign.train.best_of_n import best_of_n, best_of_n_kl
-from minialign.train.common import evaluate_policy
 
 B = 256
 
@@ -29,7 +29,7 @@ def runs(prompts):
     ref = sentiment_reference()
     return {
         n: best_of_n(
-            ref, TASK.true_reward, prompts, n, rng=n, true_reward=TASK.true_reward, **SAMPLING
+            ref, TASK.true_reward, prompts, n, SAMPLING, rng=n, true_reward=TASK.true_reward
         )  # fmt: skip
         for n in (1, 2, 4, 8)
     }
@@ -48,22 +48,22 @@ def test_true_reward_rises_monotonically_with_n(runs):
 def test_n_equal_1_is_plain_sampling(runs, prompts):
     ref = sentiment_reference()
     plain_rng = np.random.default_rng(1001)
-    gen = generate(ref, prompts, rng=plain_rng, temperature=1.0, **SAMPLING)
+    gen = generate(ref, prompts, rng=plain_rng, temperature=1.0, **SAMPLING_KW)
     r = TASK.true_reward(gen.tokens, gen.response_mask)  # (B,)
     m = runs[1][1]
     se = r.std() * np.sqrt(2 / B)  # two independent means of B samples
     assert abs(m["true_reward"] - r.mean()) < 3 * se, (m["true_reward"], r.mean(), se)
     assert m["true_reward"] == m["true_reward_ref"]  # nothing to choose from
     assert m["kl"] == 0.0
-    ev = evaluate_policy(ref, ref, prompts, TASK.true_reward, rng=plain_rng, **SAMPLING)
+    ev = evaluate_policy(ref, ref, prompts, TASK.true_reward, SAMPLING, rng=plain_rng)
     assert abs(m["true_reward"] - ev["true_reward"]) < 3 * se
 
 
 def test_selection_is_the_argmax_of_the_same_vectorised_draws(prompts):
     """Re-draw the B·(n+1) samples with the same seed and check the layout and the choice."""
     ref, n, few = sentiment_reference(), 3, prompts[:40]
-    sel, m = best_of_n(ref, squiggle, few, n, rng=11, **SAMPLING)
-    gen = generate(ref, np.repeat(few, n + 1, axis=0), rng=np.random.default_rng(11), **SAMPLING)
+    sel, m = best_of_n(ref, squiggle, few, n, SAMPLING, rng=11)
+    gen = generate(ref, np.repeat(few, n + 1, axis=0), rng=np.random.default_rng(11), **SAMPLING_KW)
     scores = squiggle(gen.tokens, gen.response_mask).reshape(40, n + 1)  # (B, n+1)
     np.testing.assert_allclose(squiggle(sel.tokens, sel.response_mask), scores[:, :n].max(1))
     assert m["proxy_reward"] == pytest.approx(scores[:, :n].max(1).mean())
@@ -77,14 +77,14 @@ def test_selection_is_the_argmax_of_the_same_vectorised_draws(prompts):
 
 @pytest.mark.parametrize("n", [2, 4])
 def test_win_rate_against_a_fresh_reference_sample_is_near_n_over_n_plus_1(prompts, n):
-    _, m = best_of_n(sentiment_reference(), squiggle, prompts, n, rng=20 + n, **SAMPLING)
+    _, m = best_of_n(sentiment_reference(), squiggle, prompts, n, SAMPLING, rng=20 + n)
     # ≤ n/(n+1) (ties between identical responses count 1/2); ~0.027 standard error at B=256
     assert n / (n + 1) - 0.1 < m["win_rate"] < n / (n + 1) + 0.06, m["win_rate"]
 
 
 def test_repeatable(prompts):
     ref = sentiment_reference()
-    (a, ma), (b, mb) = (best_of_n(ref, squiggle, prompts[:16], 4, rng=3, **SAMPLING) for _ in "ab")
+    (a, ma), (b, mb) = (best_of_n(ref, squiggle, prompts[:16], 4, SAMPLING, rng=3) for _ in "ab")
     assert np.array_equal(a.tokens, b.tokens) and ma == mb
 
 
@@ -128,10 +128,9 @@ def test_closed_form_values():
 @pytest.mark.parametrize("n", [0, -1, 2.5])
 def test_bad_n(prompts, n):
     with pytest.raises(ValueError, match="n must be an integer >= 1"):
-        best_of_n(sentiment_reference(), squiggle, prompts[:2], n, rng=0, **SAMPLING)
+        best_of_n(sentiment_reference(), squiggle, prompts[:2], n, SAMPLING, rng=0)
 
 
 def test_bad_reward_shape(prompts):
     with pytest.raises(ValueError, match=r"must return shape \(6,\)"):
-        best_of_n(sentiment_reference(), lambda t, m: np.zeros(3), prompts[:2], 2, rng=0,
-                  **SAMPLING)  # fmt: skip
+        best_of_n(sentiment_reference(), lambda t, m: np.zeros(3), prompts[:2], 2, SAMPLING, rng=0)

@@ -5,11 +5,17 @@ import pytest
 from sentiment_fixture import SAMPLING, TASK, copy_policy, sentiment_reference
 
 from minialign.nn import sequence_logprobs
-from minialign.train.common import evaluate_policy
+from minialign.train import DPOConfig, evaluate_policy
 from minialign.train.dpo import reference_logprobs, train_dpo
 
 BETA_BT = 10.0
-FAST = dict(batch_size=32, lr=3e-3, progress=False)
+
+
+def dpo(policy, pairs, *, rng, run_options=None, **config):
+    """A seeded DPO run from the shared reference; ``config`` overrides DPOConfig fields."""
+    config = DPOConfig(**{**dict(batch_size=32, learning_rate=3e-3), **config})
+    return train_dpo(policy, sentiment_reference(), pairs, config, rng=rng, progress=False,
+                     **(run_options or {}))  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +34,7 @@ def evaluator(policy, prompts):
 
     def eval_fn(step):
         rng = np.random.default_rng(123)  # same draws at every step: paired comparisons
-        return evaluate_policy(policy, ref, prompts, TASK.true_reward, rng=rng, **SAMPLING)
+        return evaluate_policy(policy, ref, prompts, TASK.true_reward, SAMPLING, rng=rng)
 
     return eval_fn
 
@@ -36,10 +42,8 @@ def evaluator(policy, prompts):
 @pytest.fixture(scope="module")
 def dpo_run(pairs, prompts):
     policy = copy_policy(sentiment_reference())
-    history = train_dpo(
-        policy, sentiment_reference(), pairs, tau=1.0, steps=100, rng=3,
-        eval_fn=evaluator(policy, prompts), eval_every=25, **FAST,
-    )  # fmt: skip
+    history = dpo(policy, pairs, tau=1.0, steps=100, eval_steps=25, rng=3,
+                  run_options=dict(eval_fn=evaluator(policy, prompts)))  # fmt: skip
     return policy, history
 
 
@@ -69,8 +73,8 @@ def test_reference_logprobs_are_the_summed_response_logprobs(pairs):
 def test_ipo_also_improves(pairs, prompts):
     policy = copy_policy(sentiment_reference())
     eval_fn = evaluator(policy, prompts)
-    h = train_dpo(policy, sentiment_reference(), pairs, tau=4.0, loss_type="ipo", steps=100,
-                  rng=3, eval_fn=eval_fn, eval_every=100, **FAST)  # fmt: skip
+    h = dpo(policy, pairs, tau=4.0, loss_type="ipo", steps=100, eval_steps=100, rng=3,
+            run_options=dict(eval_fn=eval_fn))  # fmt: skip
     assert h["true_reward"][-1] > h["true_reward"][0] + 0.1  # measured: +0.23 (KL 0.5)
     # IPO regresses Δ toward τ/2 = 2 nats: the implicit margin Δ/τ settles near 0.5, not ∞
     assert 0.1 < h["rewards_margin"][-20:].mean() < 0.5
@@ -80,17 +84,17 @@ def test_ipo_also_improves(pairs, prompts):
     "loss_type, label_smoothing", [("hinge", 0.0), ("robust", 0.1), ("sigmoid", 0.1)]
 )
 def test_other_variants_move_the_margin_up(pairs, loss_type, label_smoothing):
-    h = train_dpo(copy_policy(sentiment_reference()), sentiment_reference(), pairs, tau=1.0,
-                  loss_type=loss_type, label_smoothing=label_smoothing, steps=15, rng=3,
-                  **FAST)  # fmt: skip
+    h = dpo(copy_policy(sentiment_reference()), pairs, tau=1.0, loss_type=loss_type,
+            label_smoothing=label_smoothing, steps=15, rng=3)  # fmt: skip
     assert np.all(np.isfinite(h["loss"]))
     assert h["rewards_margin"][-5:].mean() > h["rewards_margin"][:2].mean() + 0.1
 
 
-def _short(pairs, policy=None, steps=6, rng=5, **kwargs):
-    policy = policy or copy_policy(sentiment_reference())
-    return policy, train_dpo(policy, sentiment_reference(), pairs, tau=1.0, steps=steps, rng=rng,
-                             **FAST, **kwargs)  # fmt: skip
+def _short(pairs, rng=5, eval_steps=2, save_steps=None, **run_options):
+    policy = copy_policy(sentiment_reference())
+    history = dpo(policy, pairs, tau=1.0, steps=6, eval_steps=eval_steps, save_steps=save_steps,
+                  rng=rng, run_options=run_options)  # fmt: skip
+    return policy, history
 
 
 def _assert_same(run, other):
@@ -111,45 +115,50 @@ def test_bitwise_repeatable_and_resume_equals_uninterrupted(pairs, tmp_path):
         return {"probe": float(step)}
 
     interrupt = False
-    straight = _short(pairs, eval_fn=eval_fn, eval_every=2)
-    _assert_same(straight, _short(pairs, eval_fn=eval_fn, eval_every=2))
+    straight = _short(pairs, eval_fn=eval_fn)
+    _assert_same(straight, _short(pairs, eval_fn=eval_fn))
     assert not np.array_equal(_short(pairs, rng=6)[1]["loss"], straight[1]["loss"])
 
     path = tmp_path / "dpo.npz"
     interrupt = True
-    _, stopped = _short(pairs, eval_fn=eval_fn, eval_every=2, checkpoint_path=path,
-                        checkpoint_every=3)  # fmt: skip
+    _, stopped = _short(pairs, eval_fn=eval_fn, checkpoint_path=path, save_steps=3)
     assert stopped.interrupted and list(stopped.steps("loss")) == [0, 1, 2, 3]
     interrupt = False
-    resumed = _short(pairs, eval_fn=eval_fn, eval_every=2, checkpoint_path=path, resume=True)
+    resumed = _short(pairs, eval_fn=eval_fn, checkpoint_path=path, resume=True)
     _assert_same(straight, resumed)  # from the step-3 checkpoint: steps 3, 4, 5 again
+    # resumed, not restarted: the first steps' wall times are the stopped run's, read back
+    np.testing.assert_array_equal(resumed[1]["seconds"][:3], stopped["seconds"][:3])
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_nan_guard_names_the_step(pairs):
     policy, ref = copy_policy(sentiment_reference()), sentiment_reference()
     with pytest.raises(FloatingPointError, match=r"at step 1\b"):
-        train_dpo(
-            policy, ref, pairs, tau=1.0, steps=4, batch_size=8, lr=1e30, rng=0, progress=False
-        )
+        train_dpo(policy, ref, pairs, DPOConfig(steps=4, batch_size=8, learning_rate=1e30), rng=0,
+                  progress=False)  # fmt: skip
 
 
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(tau=0.0), "tau must be > 0"),
-        (dict(loss_type="kto"), "loss_type must be one of"),
-        (dict(steps=0), "steps >= 1"),
-        (dict(checkpoint_every=2), "checkpoint_path"),
+        (dict(tau=0.0), r"DPOConfig.tau must be > 0"),
+        (dict(loss_type="kto"), r"DPOConfig.loss_type must be one of"),
+        (dict(steps=0), r"DPOConfig.steps must be >= 1"),
+        (dict(label_smoothing=0.6), r"DPOConfig.label_smoothing must be <= 0.5"),
     ],
 )
-def test_bad_arguments(pairs, kwargs, message):
-    kwargs = {"tau": 1.0, **kwargs}
+def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        train_dpo(sentiment_reference(), sentiment_reference(), pairs, progress=False, **kwargs)
+        DPOConfig(**kwargs)
+
+
+def test_empty_pairs_are_an_error(pairs):
+    empty = pairs.take(np.arange(0))
+    with pytest.raises(ValueError, match="pairs is empty"):
+        train_dpo(copy_policy(sentiment_reference()), sentiment_reference(), empty, progress=False)
 
 
 def test_progress_bar(pairs, capsys):
-    train_dpo(copy_policy(sentiment_reference()), sentiment_reference(), pairs, tau=1.0, steps=2,
-              batch_size=4, rng=0)  # fmt: skip
+    config = DPOConfig(steps=2, batch_size=4)
+    train_dpo(copy_policy(sentiment_reference()), sentiment_reference(), pairs, config, rng=0)
     assert "dpo (sigmoid)" in capsys.readouterr().err  # tqdm draws on stderr

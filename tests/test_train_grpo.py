@@ -15,7 +15,7 @@ from sentiment_fixture import SAMPLING, TASK, sentiment_reference
 
 from minialign.nn import GPTConfig, TinyGPT
 from minialign.tasks import ArithmeticTask, correct_trace, hacked_response
-from minialign.train.common import evaluate_policy
+from minialign.train import GRPOConfig, Sampling, SFTConfig, evaluate_policy
 from minialign.train.grpo import arithmetic_reward_fn, train_grpo
 from minialign.train.sft import train_sft
 
@@ -25,10 +25,9 @@ def pretrain(task, steps: int):
     corpus = task.corpus(2000, rng)
     config = GPTConfig(task.tokenizer.vocab_size, task.block_size, n_layer=2, n_head=2, n_embd=32)
     model = TinyGPT(config, rng=rng)
-    train_sft(model, corpus.ids, corpus.mask, steps=steps, batch_size=32, lr=3e-3, rng=rng,
-              progress=False)  # fmt: skip
-    tok = task.tokenizer
-    return model.eval().requires_grad_(False), dict(stop_token=tok.end_id, pad_id=tok.pad_id)
+    config = SFTConfig(steps=steps, batch_size=32, learning_rate=3e-3)
+    train_sft(model, corpus.ids, corpus.mask, config, rng=rng, progress=False)
+    return model.eval().requires_grad_(False)
 
 
 @pytest.fixture(scope="module")
@@ -39,28 +38,29 @@ def sentiment():
 @pytest.fixture(scope="module")
 def arithmetic():
     task = ArithmeticTask()
-    reference, kw = pretrain(task, 400)
-    return task, reference, dict(kw, max_new_tokens=26)
+    tok = task.tokenizer
+    return task, pretrain(task, 400), Sampling(26, stop_token=tok.end_id, pad_id=tok.pad_id)
 
 
 def fresh_policy(reference):
     return copy.deepcopy(reference).requires_grad_(True)
 
 
-def run(setup, reward_fn=None, policy=None, **options):
-    task, reference, kw = setup
+def run(setup, reward_fn=None, policy=None, *, run_options=None, **config):
+    """A short seeded GRPO run; ``config`` overrides GRPOConfig fields."""
+    task, reference, sampling = setup
     policy = fresh_policy(reference) if policy is None else policy
-    args = dict(iterations=3, group_size=4, prompts_per_iteration=4, rng=0, progress=False)
+    config = GRPOConfig(**{**dict(steps=3, num_generations=4, batch_size=16), **config})
     history = train_grpo(policy, reference, reward_fn or task.true_reward, task.sample_prompts,
-                         **kw, **{**args, **options})  # fmt: skip
+                         sampling, config, rng=0, progress=False, **(run_options or {}))  # fmt: skip
     return policy, history
 
 
 def evaluate(setup, policy, true_reward) -> dict[str, float]:
-    task, reference, kw = setup
+    task, reference, sampling = setup
     prompts = task.sample_prompts(300, np.random.default_rng(123))  # held out: own generator
-    return evaluate_policy(policy, reference, prompts, true_reward, rng=np.random.default_rng(7),
-                           **kw)  # fmt: skip
+    return evaluate_policy(policy, reference, prompts, true_reward, sampling,
+                           rng=np.random.default_rng(7))  # fmt: skip
 
 
 def same_run(a, b):
@@ -76,7 +76,7 @@ def same_run(a, b):
 def test_grpo_raises_the_true_sentiment_reward(sentiment):
     task = sentiment[0]
     before = evaluate(sentiment, sentiment[1], task.true_reward)
-    policy, history = run(sentiment, iterations=30, group_size=8, prompts_per_iteration=8)
+    policy, history = run(sentiment, steps=30, num_generations=8, batch_size=64)
     after = evaluate(sentiment, policy, task.true_reward)
     assert after["true_reward"] > before["true_reward"] + 0.2, (before, after)
     assert after["kl"] > 0.1
@@ -92,9 +92,9 @@ def test_grpo_raises_the_process_reward_on_arithmetic(arithmetic):
         return task.rewards(tokens, tokens, mask)[1]
 
     before = evaluate(arithmetic, arithmetic[1], process)["true_reward"]
-    policy, history = run(arithmetic, arithmetic_reward_fn(task, lam=0.0), iterations=40,
-                          group_size=8, prompts_per_iteration=16, lr=3e-4,
-                          aggregation="bnpo")  # fmt: skip
+    policy, history = run(arithmetic, arithmetic_reward_fn(task, lam=0.0), steps=40,
+                          num_generations=8, batch_size=128, learning_rate=3e-4,
+                          loss_type="bnpo")  # fmt: skip
     after = evaluate(arithmetic, policy, process)["true_reward"]
     assert after > before + 0.05, (before, after)
     assert {"reward_outcome", "reward_process"} <= set(history.keys())
@@ -116,8 +116,8 @@ def test_arithmetic_reward_fn_mixes_outcome_and_process():
 def test_larger_beta_gives_smaller_kl(sentiment):
     kls = []
     for beta in (0.0, 0.5, 5.0):
-        _, history = run(sentiment, iterations=20, group_size=8, prompts_per_iteration=4,
-                         beta=beta, lr=3e-3)  # fmt: skip
+        _, history = run(sentiment, steps=20, num_generations=8, batch_size=32, beta=beta,
+                         learning_rate=3e-3)  # fmt: skip
         kls.append(history["kl"][-5:].mean())
     assert kls[0] > kls[1] > kls[2], kls
 
@@ -143,15 +143,15 @@ def test_frac_zero_std_counts_equal_groups(sentiment):
 def test_one_epoch_never_clips(sentiment):
     _, history = run(sentiment, epochs=1)
     np.testing.assert_array_equal(history["clip_fraction"], 0.0)
-    _, history = run(sentiment, epochs=4, lr=1e-2, epsilon=0.05)
+    _, history = run(sentiment, epochs=4, learning_rate=1e-2, epsilon=0.05)
     assert history["clip_fraction"].max() > 0
 
 
 @pytest.mark.parametrize("level", ["token", "sequence"])
 @pytest.mark.parametrize("aggregation", ["grpo", "bnpo", "dr_grpo", "dapo"])
 def test_every_level_and_aggregation_runs(sentiment, level, aggregation):
-    _, history = run(sentiment, iterations=2, epochs=2, beta=0.1, level=level,
-                     aggregation=aggregation)  # fmt: skip
+    _, history = run(sentiment, steps=2, epochs=2, beta=0.1, importance_sampling_level=level,
+                     loss_type=aggregation)  # fmt: skip
     assert np.isfinite(history["loss"]).all() and (history["policy_loss"] != 0).any()
 
 
@@ -162,7 +162,7 @@ def test_runs_are_bitwise_repeatable(sentiment):
 def test_resume_equals_uninterrupted(sentiment, tmp_path):
     path = tmp_path / "grpo_run.npz"
     task = sentiment[0]
-    uninterrupted = run(sentiment, iterations=4, epochs=2)
+    uninterrupted = run(sentiment, steps=4, epochs=2)
     calls = []
 
     def stop_on_third_call(tokens, mask):
@@ -171,11 +171,13 @@ def test_resume_equals_uninterrupted(sentiment, tmp_path):
             raise KeyboardInterrupt
         return task.true_reward(tokens, mask)
 
-    _, history = run(sentiment, stop_on_third_call, iterations=4, epochs=2,
-                     checkpoint_path=path, checkpoint_every=2)  # fmt: skip
+    _, history = run(sentiment, stop_on_third_call, steps=4, epochs=2, save_steps=2,
+                     run_options=dict(checkpoint_path=path))  # fmt: skip
     assert history.interrupted and len(history["loss"]) == 2
-    resumed = run(sentiment, iterations=4, epochs=2, checkpoint_path=path, resume=True)
+    resumed = run(sentiment, steps=4, epochs=2, run_options=dict(checkpoint_path=path, resume=True))
     same_run(uninterrupted, resumed)
+    # resumed, not restarted: the first steps' wall times are the stopped run's, read back
+    np.testing.assert_array_equal(resumed[1]["seconds"][:2], history["seconds"][:2])
 
 
 def test_eval_fn_is_logged_at_its_steps(sentiment):
@@ -185,7 +187,7 @@ def test_eval_fn_is_logged_at_its_steps(sentiment):
         seen.append(step)
         return {"eval_x": float(step)}
 
-    _, history = run(sentiment, iterations=5, eval_fn=eval_fn, eval_every=2)
+    _, history = run(sentiment, steps=5, eval_steps=2, run_options=dict(eval_fn=eval_fn))
     assert seen == [0, 2, 4, 5]
     np.testing.assert_array_equal(history.steps("eval_x"), [0, 2, 4, 5])
 
@@ -204,29 +206,38 @@ def test_nan_reward_raises_naming_the_iteration(sentiment):
 
 
 def test_bad_arguments(sentiment):
-    with pytest.raises(ValueError, match="group_size"):
-        run(sentiment, group_size=1)
-    with pytest.raises(ValueError, match="level"):
-        run(sentiment, level="word")
+    with pytest.raises(ValueError, match="GRPOConfig.num_generations must be >= 2"):
+        run(sentiment, num_generations=1)
+    with pytest.raises(ValueError, match="importance_sampling_level"):
+        run(sentiment, importance_sampling_level="word")
     with pytest.raises(ValueError, match="'reward'"):
         run(sentiment, lambda tokens, mask: {"score": np.zeros(len(tokens))})
 
 
 def test_advantage_scaling_options_reach_the_update(sentiment):
-    """``std_ddof``/``std_eps`` (TRL's Bessel sigma and epsilon) and ``scale_rewards=False``
+    """``std_ddof``/``std_eps`` (TRL's Bessel sigma and epsilon) and ``scale_rewards="none"``
     (Dr. GRPO) change the advantages, so they change the trained policy; the default is the
-    seed's population sigma."""
+    equation's population sigma."""
     final = {}
     for name, options in {
-        "seed": {},
-        "explicit seed": dict(std_ddof=0, std_eps=1e-8, scale_rewards=True),
+        "equation": {},
+        "explicit equation": dict(std_ddof=0, std_eps=1e-8, scale_rewards="group"),
         "trl": dict(std_ddof=1, std_eps=1e-4),
-        "dr_grpo": dict(scale_rewards=False),
+        "dr_grpo": dict(scale_rewards="none"),
     }.items():
         policy = fresh_policy(sentiment[1])
-        run(sentiment, policy=policy, iterations=2, **options)
+        run(sentiment, policy=policy, steps=2, **options)
         final[name] = policy.state_dict()
     same = lambda a, b: all(np.array_equal(a[k], b[k]) for k in a)  # noqa: E731
-    assert same(final["seed"], final["explicit seed"])
-    assert not same(final["seed"], final["trl"])
-    assert not same(final["seed"], final["dr_grpo"])
+    assert same(final["equation"], final["explicit equation"])
+    assert not same(final["equation"], final["trl"])
+    assert not same(final["equation"], final["dr_grpo"])
+
+
+def test_entropy_coef_keeps_the_policy_more_random(sentiment):
+    """TRL's GRPOConfig.entropy_coef: the loss gains -c_H H[pi], so entropy falls less."""
+    options = dict(steps=8, num_generations=8, batch_size=32, learning_rate=1e-2, epochs=2)
+    _, plain = run(sentiment, **options)
+    _, bonus = run(sentiment, entropy_coef=0.5, **options)
+    assert bonus["entropy"][-3:].mean() > plain["entropy"][-3:].mean() + 0.05
+    np.testing.assert_array_equal(bonus["entropy"][0], plain["entropy"][0])  # same first rollout

@@ -7,6 +7,7 @@ in the session, not the shipped file), so the thresholds do not move when that i
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import numpy as np
 import pytest
@@ -14,10 +15,10 @@ from sentiment_fixture import SAMPLING, TASK, sentiment_reference
 
 from minialign.autograd import Tensor
 from minialign.nn import ValueModel
-from minialign.train.common import evaluate_policy, make_eval_fn
+from minialign.train import GRPOConfig, PPOConfig, Sampling, evaluate_policy, make_eval_fn
 from minialign.train.grpo import train_grpo
 from minialign.train.ppo import ppo_targets, rollout_values, train_ppo
-from minialign.train.rollout import collect_rollout
+from minialign.train.rollout import Rollout, collect_rollout
 
 
 @pytest.fixture(scope="module")
@@ -30,20 +31,21 @@ def fresh_policy(reference):
     return copy.deepcopy(reference).requires_grad_(True)
 
 
-def run(setup, reward_fn=None, policy=None, **options):
-    task, reference, kw = setup
+def run(setup, reward_fn=None, policy=None, *, run_options=None, **config):
+    """A short seeded PPO run; ``config`` overrides PPOConfig fields."""
+    task, reference, sampling = setup
     policy = fresh_policy(reference) if policy is None else policy
-    args = dict(iterations=3, batch_size=16, minibatch_size=8, rng=0, progress=False)
+    config = PPOConfig(**{**dict(steps=3, batch_size=16, num_mini_batches=2), **config})
     history = train_ppo(policy, reference, reward_fn or task.true_reward, task.sample_prompts,
-                        **kw, **{**args, **options})  # fmt: skip
+                        sampling, config, rng=0, progress=False, **(run_options or {}))  # fmt: skip
     return policy, history
 
 
 def true_reward_and_kl(setup, policy) -> tuple[float, float]:
-    task, reference, kw = setup
+    task, reference, sampling = setup
     prompts = task.sample_prompts(300, np.random.default_rng(123))  # held out: own generator
-    out = evaluate_policy(policy, reference, prompts, task.true_reward, rng=np.random.default_rng(7),
-                          **kw)  # fmt: skip
+    out = evaluate_policy(policy, reference, prompts, task.true_reward, sampling,
+                          rng=np.random.default_rng(7))  # fmt: skip
     return out["true_reward"], out["kl"]
 
 
@@ -60,7 +62,7 @@ def same_run(a, b):
 
 def test_ppo_raises_the_true_reward(setup):
     before, kl_before = true_reward_and_kl(setup, setup[1])
-    policy, history = run(setup, iterations=25, batch_size=32, minibatch_size=16)
+    policy, history = run(setup, steps=25, batch_size=32)
     after, kl_after = true_reward_and_kl(setup, policy)
     assert abs(kl_before) < 1e-4  # the reference against itself
     assert after > before + 0.3, (before, after)
@@ -75,7 +77,7 @@ def test_ppo_raises_the_true_reward(setup):
 def test_larger_beta_gives_smaller_kl(setup):
     kls = []
     for beta in (0.0, 0.3, 3.0):
-        policy, history = run(setup, iterations=15, batch_size=32, minibatch_size=16, beta=beta)
+        policy, history = run(setup, steps=15, batch_size=32, beta=beta)
         kls.append(history["kl"][-5:].mean())
     assert kls[0] > kls[1] > kls[2], kls
 
@@ -85,21 +87,26 @@ def test_runs_are_bitwise_repeatable(setup):
 
 
 def test_different_seeds_differ(setup):
-    (_, a), (_, b) = run(setup, iterations=1), run(setup, iterations=1, rng=1)
+    task, reference, sampling = setup
+    (_, a) = run(setup, steps=1)
+    b = train_ppo(fresh_policy(reference), reference, task.true_reward, task.sample_prompts,
+                  sampling, PPOConfig(steps=1, batch_size=16), rng=1, progress=False)  # fmt: skip
     assert a["reward"][0] != b["reward"][0]
 
 
 def test_resume_equals_uninterrupted(setup, tmp_path):
     path = tmp_path / "ppo_run.npz"
-    task, reference, kw = setup
+    task, reference, sampling = setup
     held_out = task.sample_prompts(16, np.random.default_rng(5))
 
     def with_eval(policy):  # make_eval_fn draws from its own generator, seeded by the step
-        return make_eval_fn(policy, reference, held_out, task.true_reward, seed=3, **kw)
+        return make_eval_fn(policy, reference, held_out, task.true_reward, sampling, seed=3)
 
-    options = dict(iterations=4, adaptive_kl_target=0.5, kl_horizon=50, eval_every=1)
+    options = dict(steps=4, adaptive_kl_target=0.5, kl_horizon=50, eval_steps=1)
     policy = fresh_policy(reference)
-    uninterrupted = run(setup, policy=policy, eval_fn=with_eval(policy), **options)
+    uninterrupted = run(
+        setup, policy=policy, run_options=dict(eval_fn=with_eval(policy)), **options
+    )
     calls = []
 
     def stop_on_third_call(tokens, mask):
@@ -109,22 +116,22 @@ def test_resume_equals_uninterrupted(setup, tmp_path):
         return setup[0].true_reward(tokens, mask)
 
     first = fresh_policy(reference)
-    history = train_ppo(first, reference, stop_on_third_call, task.sample_prompts, **kw,
-                        batch_size=16, minibatch_size=8, rng=0, progress=False,
-                        eval_fn=with_eval(first), checkpoint_path=path, checkpoint_every=2,
-                        **options)  # fmt: skip
+    _, history = run(setup, stop_on_third_call, policy=first, save_steps=2, **options,
+                     run_options=dict(eval_fn=with_eval(first), checkpoint_path=path))  # fmt: skip
     assert history.interrupted and len(history["loss"]) == 2
     policy = fresh_policy(reference)
-    resumed = run(setup, policy=policy, eval_fn=with_eval(policy), checkpoint_path=path, resume=True,
-                  **options)  # fmt: skip
+    resumed = run(setup, policy=policy, **options,
+                  run_options=dict(eval_fn=with_eval(policy), checkpoint_path=path, resume=True))  # fmt: skip
     same_run(uninterrupted, resumed)
+    # resumed, not restarted: the first steps' wall times are the stopped run's, read back
+    np.testing.assert_array_equal(resumed[1]["seconds"][:2], history["seconds"][:2])
     np.testing.assert_array_equal(resumed[1].steps("eval_true_reward"), [0, 1, 2, 3, 4])
     assert np.all(np.diff(resumed[1]["seconds"]) >= 0)  # cumulative, carried over on resume
     assert len(set(uninterrupted[1]["beta"])) > 1  # the adaptive β was restored, not reset
 
 
 def test_nan_reward_raises_naming_the_iteration(setup):
-    task, reference, kw = setup
+    task = setup[0]
     calls = []
 
     def nan_on_third_call(tokens, mask):
@@ -133,35 +140,34 @@ def test_nan_reward_raises_naming_the_iteration(setup):
         return r * np.nan if len(calls) == 3 else r
 
     with pytest.raises(FloatingPointError, match="iteration 2"):
-        train_ppo(fresh_policy(reference), reference, nan_on_third_call, task.sample_prompts,
-                  **kw, iterations=4, batch_size=8, minibatch_size=8, rng=0, progress=False)  # fmt: skip
+        run(setup, nan_on_third_call, steps=4, batch_size=8, num_mini_batches=1)
 
 
 def test_adaptive_beta_follows_ziegler(setup):
     beta0, horizon, B, target = 0.1, 100.0, 16, 0.05
-    _, history = run(setup, iterations=4, beta=beta0, adaptive_kl_target=target, kl_horizon=horizon)
+    _, history = run(setup, steps=4, beta=beta0, adaptive_kl_target=target, kl_horizon=horizon)
     beta, kl = history["beta"], history["kl"]
     error = np.clip(kl / target - 1, -0.2, 0.2)
     np.testing.assert_allclose(beta[1:], beta[:-1] * (1 + error[:-1] * B / horizon), rtol=1e-12)
     assert beta[0] == beta0 and len(set(beta)) == 4
-    _, history = run(setup, iterations=2, beta=beta0)  # no target: β is constant
+    _, history = run(setup, steps=2, beta=beta0)  # no target: β is constant
     np.testing.assert_array_equal(history["beta"], [beta0, beta0])
 
 
 def test_target_kl_stops_the_epochs_early(setup):
     reference = setup[1]
-    policy, history = run(setup, iterations=1, epochs=4, lr=1e-2, target_kl=1e-6)
+    policy, history = run(setup, steps=1, epochs=4, learning_rate=1e-2, target_kl=1e-6)
     assert history["epochs_run"][0] == 0  # the second minibatch already moved too far
     assert any(
         (p.data != q.data).any() for p, q in zip(policy.parameters(), reference.parameters())
     )
-    _, history = run(setup, iterations=1, epochs=4)
+    _, history = run(setup, steps=1, epochs=4)
     assert history["epochs_run"][0] == 4
 
 
 def test_first_minibatch_starts_at_ratio_one(setup):
     """One epoch of one minibatch: logp_new equals the rollout's logp_old, nothing is clipped."""
-    _, history = run(setup, iterations=2, epochs=1, minibatch_size=16)
+    _, history = run(setup, steps=2, epochs=1, num_mini_batches=1)
     np.testing.assert_array_equal(history["clip_fraction"], 0.0)
     assert (history["approx_kl"] < 1e-9).all()
 
@@ -190,11 +196,11 @@ def test_ppo_targets_align_rewards_values_and_advantages():
 
 
 def test_value_model_is_trained_and_reference_is_not(setup):
-    task, reference, kw = setup
+    reference = setup[1]
     state = {k: v.copy() for k, v in reference.state_dict().items()}
     value_model = ValueModel.from_policy(reference)
     head = value_model.head.state_dict()
-    run(setup, iterations=2, value_model=value_model)
+    run(setup, steps=2, run_options=dict(value_model=value_model))
     changed = [not np.array_equal(v, value_model.head.state_dict()[k]) for k, v in head.items()]
     assert any(changed)
     for k, v in reference.state_dict().items():
@@ -202,13 +208,12 @@ def test_value_model_is_trained_and_reference_is_not(setup):
 
 
 def test_bad_arguments(setup):
-    task, reference, kw = setup
+    task, reference, sampling = setup
     with pytest.raises(ValueError, match="same object"):
-        train_ppo(reference, reference, task.true_reward, task.sample_prompts, **kw)
+        train_ppo(reference, reference, task.true_reward, task.sample_prompts, sampling)
     with pytest.raises(ValueError, match="pad_id"):
-        train_ppo(fresh_policy(reference), reference, task.true_reward, task.sample_prompts,
-                  **{**kw, "pad_id": kw["stop_token"]})  # fmt: skip
-    with pytest.raises(ValueError, match="batch_size"):
+        Sampling(sampling.max_new_tokens, sampling.stop_token, pad_id=sampling.stop_token)
+    with pytest.raises(ValueError, match="PPOConfig.batch_size must be >= 1"):
         run(setup, batch_size=0)
 
 
@@ -221,8 +226,8 @@ def test_dict_rewards_log_their_extra_entries(setup):
             "words": task.response_lengths(tokens, mask),
         }
 
-    _, history = run(setup, reward_fn, iterations=2)
-    _, plain = run(setup, iterations=2)
+    _, history = run(setup, reward_fn, steps=2)
+    _, plain = run(setup, steps=2)
     np.testing.assert_array_equal(history["reward"], plain["reward"])  # "reward" is optimised
     assert (history["reward_words"] > 0).all()  # the rest is logged as reward_<name>
 
@@ -273,26 +278,27 @@ def test_rollout_values_reads_the_bootstrap_after_the_last_token():
     P, pad = 2, 0
     tokens = np.array([[5, 6, 7, 9, pad, pad], [5, 6, 1, 2, 3, 4]])  # 9 = END; row 1 cut off
     response_mask = np.array([[0, 0, 1, 1, 0, 0], [0, 0, 1, 1, 1, 1]], bool)
-    old, boot = rollout_values(PrefixSum(), tokens, response_mask, P, "bootstrap")
-    mask = response_mask[:, 1:]
+    mask, zeros = response_mask[:, 1:], np.zeros((2, 5), np.float32)
+    rollout = Rollout(tokens, response_mask, mask, zeros, zeros, np.zeros(2), P, {})
+    old, boot = rollout_values(PrefixSum(), rollout, "bootstrap")
     np.testing.assert_array_equal(old, np.cumsum(tokens[:, :-1], axis=1) * mask)
     np.testing.assert_array_equal(boot, [5 + 6 + 7 + 9, 5 + 6 + 1 + 2 + 3 + 4])  # V(all tokens)
-    old_terminal, none = rollout_values(PrefixSum(), tokens, response_mask, P, "terminal")
+    old_terminal, none = rollout_values(PrefixSum(), rollout, "terminal")
     assert none is None
     np.testing.assert_array_equal(old_terminal, old)
 
 
 def test_missing_eos_penalty_lowers_exactly_the_rows_without_end(setup):
-    task, reference, kw = setup
-    kw = {**kw, "max_new_tokens": 4}  # short enough that some rows are cut off
+    task, reference, sampling = setup
+    short = dataclasses.replace(sampling, max_new_tokens=4)  # some rows are cut off
     prompts = task.sample_prompts(32, np.random.default_rng(0))
 
     def rollout(**options):
-        return collect_rollout(reference, reference, task.true_reward, prompts, temperature=1.0,
-                               rng=np.random.default_rng(1), **kw, **options)  # fmt: skip
+        return collect_rollout(reference, reference, task.true_reward, prompts, short,
+                               np.random.default_rng(1), **options)  # fmt: skip
 
     plain, penalised = rollout(), rollout(missing_eos_penalty=2.0)
-    has_end = ((plain.tokens == kw["stop_token"]) & plain.response_mask).any(axis=1)
+    has_end = ((plain.tokens == short.stop_token) & plain.response_mask).any(axis=1)
     np.testing.assert_array_equal(plain.truncated, ~has_end)
     assert 0 < has_end.sum() < len(has_end)  # both kinds occur
     np.testing.assert_array_equal(penalised.tokens, plain.tokens)
@@ -301,25 +307,25 @@ def test_missing_eos_penalty_lowers_exactly_the_rows_without_end(setup):
 
 
 def test_truncation_options_in_the_loops(setup):
-    task, reference, kw = setup
-    kw = {**kw, "max_new_tokens": 4}  # short enough that some rows are cut off
-    short = (task, reference, kw)
-    _, terminal = run(short, iterations=2)
-    _, default = run(short, iterations=2, truncation="terminal", missing_eos_penalty=None)
+    task, reference, sampling = setup
+    sampling = dataclasses.replace(sampling, max_new_tokens=4)  # some rows are cut off
+    short = (task, reference, sampling)
+    _, terminal = run(short, steps=2)
+    _, default = run(short, steps=2, truncation="terminal", missing_eos_penalty=None)
     np.testing.assert_array_equal(default["value_loss"], terminal["value_loss"])
-    _, boot = run(short, iterations=2, truncation="bootstrap")
+    _, boot = run(short, steps=2, truncation="bootstrap")
     # iteration 0: the value head starts at zero (V = 0, so the bootstrap adds 0) and both
     # runs make the same update; iteration 1: same rollout, V(s_{T+1}) != 0, other targets
     np.testing.assert_array_equal(boot["advantage_std"][0], terminal["advantage_std"][0])
     np.testing.assert_array_equal(boot["reward"], terminal["reward"])
     assert boot["advantage_std"][1] != terminal["advantage_std"][1]
-    _, penalised = run(short, iterations=2, missing_eos_penalty=1.0)
+    _, penalised = run(short, steps=2, missing_eos_penalty=1.0)
     assert penalised["reward"][0] < terminal["reward"][0]
     with pytest.raises(ValueError, match="truncation"):
         run(short, truncation="bootstrapped")
-    g = dict(iterations=1, group_size=4, prompts_per_iteration=4, rng=0, progress=False)
+    g = dict(steps=1, num_generations=4, batch_size=16)
     plain = train_grpo(fresh_policy(reference), reference, task.true_reward, task.sample_prompts,
-                       **{**kw, **g})  # fmt: skip
+                       sampling, GRPOConfig(**g), rng=0, progress=False)  # fmt: skip
     penal = train_grpo(fresh_policy(reference), reference, task.true_reward, task.sample_prompts,
-                       **{**kw, **g}, missing_eos_penalty=1.0)  # fmt: skip
+                       sampling, GRPOConfig(**g, missing_eos_penalty=1.0), rng=0, progress=False)  # fmt: skip
     assert penal["reward"][0] < plain["reward"][0]

@@ -6,6 +6,7 @@ from sentiment_fixture import TASK, sentiment_reference
 
 from minialign.autograd import is_grad_enabled
 from minialign.nn import RewardModel
+from minialign.train import RewardConfig
 from minialign.train.reward_model import (
     bayes_accuracy,
     evaluate_reward_model,
@@ -14,7 +15,13 @@ from minialign.train.reward_model import (
 )
 
 BETA_BT = 10.0  # annotator sharpness: Bayes accuracy ~0.89 on corpus pairs (0.77 at beta 4)
-FAST = dict(batch_size=32, lr=3e-3, progress=False)
+
+
+def rm_run(rm, pairs, *, rng, eval_pairs=None, margin=None, run_options=None, **config):
+    """A seeded reward-model run; ``config`` overrides RewardConfig fields."""
+    config = RewardConfig(**{**dict(batch_size=32, learning_rate=3e-3), **config})
+    return train_reward_model(rm, pairs, config, eval_pairs=eval_pairs, margin=margin, rng=rng,
+                              progress=False, **(run_options or {}))  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +35,7 @@ def data():
 def trained(data):
     train, held_out = data
     rm = RewardModel.from_policy(sentiment_reference(), rng=0)
-    history = train_reward_model(rm, train, eval_pairs=held_out, steps=100, rng=2, **FAST)
+    history = rm_run(rm, train, eval_pairs=held_out, steps=100, rng=2)
     return rm, history
 
 
@@ -84,9 +91,9 @@ def test_reward_fn_is_the_score_without_grad(data, trained):
     np.testing.assert_allclose(wide, r, rtol=1e-6, atol=1e-6)
 
 
-def _short_run(pairs, steps=6, rng=5, rm=None, **kwargs):
+def _short_run(pairs, steps=6, rng=5, rm=None, run_options=None, **kwargs):
     rm = rm or RewardModel.from_policy(sentiment_reference(), rng=0)
-    return rm, train_reward_model(rm, pairs, steps=steps, rng=rng, **FAST, **kwargs)
+    return rm, rm_run(rm, pairs, steps=steps, rng=rng, run_options=run_options, **kwargs)
 
 
 def interrupt_at_training_call(rm, k):
@@ -106,14 +113,17 @@ def interrupt_at_training_call(rm, k):
 
 def test_repeatable_and_resumable_bitwise(data, tmp_path):
     train, held_out = data
-    common = dict(eval_pairs=held_out, eval_every=2)
+    common = dict(eval_pairs=held_out, eval_steps=2)
     rm1, h1 = _short_run(train, **common)
     rm2, h2 = _short_run(train, **common)
     path = tmp_path / "rm.npz"
     stopped = interrupt_at_training_call(RewardModel.from_policy(sentiment_reference(), rng=0), 5)
-    _, h_stopped = _short_run(train, rm=stopped, checkpoint_path=path, checkpoint_every=3, **common)
+    _, h_stopped = _short_run(train, rm=stopped, save_steps=3,
+                              run_options=dict(checkpoint_path=path), **common)  # fmt: skip
     assert h_stopped.interrupted and list(h_stopped.steps("loss")) == [0, 1, 2, 3]
-    rm3, h3 = _short_run(train, checkpoint_path=path, resume=True, **common)  # steps 3..5
+    resume = dict(checkpoint_path=path, resume=True)
+    rm3, h3 = _short_run(train, run_options=resume, **common)  # steps 3..5
+    np.testing.assert_array_equal(h3["seconds"][:3], h_stopped["seconds"][:3])  # read back
     for h in (h2, h3):
         assert h.keys() == h1.keys()
         for key in h1.keys():
@@ -128,10 +138,10 @@ def test_repeatable_and_resumable_bitwise(data, tmp_path):
     assert not np.array_equal(h4["loss"], h1["loss"])
 
 
-def test_center_coef_and_margin(data):
+def test_centring_and_margin(data):
     train, _ = data
     free, _ = _short_run(train, steps=30)
-    centred, _ = _short_run(train, steps=30, center_coef=1.0)
+    centred, _ = _short_run(train, steps=30, center_rewards_coefficient=1.0)
 
     def mean_score(rm):
         return abs(np.mean(reward_fn(rm)(train.chosen.ids[:200], train.chosen.response_mask[:200])))
@@ -147,20 +157,26 @@ def test_nan_loss_names_the_step(data):
     train, _ = data
     rm = RewardModel.from_policy(sentiment_reference(), rng=0)
     with pytest.raises(FloatingPointError, match=r"at step 1\b"):
-        train_reward_model(rm, train, steps=4, batch_size=8, lr=1e30, rng=0, progress=False)
+        rm_run(rm, train, steps=4, batch_size=8, learning_rate=1e30, rng=0)
 
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [(dict(steps=0), "steps >= 1"), (dict(checkpoint_every=2), "checkpoint_path")],
-)
-def test_bad_arguments(data, kwargs, message):
+    [(dict(steps=0), "RewardConfig.steps must be >= 1"),
+     (dict(center_rewards_coefficient=-1.0), "RewardConfig.center_rewards_coefficient")],
+)  # fmt: skip
+def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        train_reward_model(RewardModel.from_policy(sentiment_reference(), rng=0), data[0],
-                           progress=False, **kwargs)  # fmt: skip
+        RewardConfig(**kwargs)
+
+
+def test_empty_pairs_are_an_error(data):
+    rm = RewardModel.from_policy(sentiment_reference(), rng=0)
+    with pytest.raises(ValueError, match="pairs is empty"):
+        train_reward_model(rm, data[0].take(np.arange(0)), progress=False)
 
 
 def test_progress_bar(data, capsys):
     rm = RewardModel.from_policy(sentiment_reference(), rng=0)
-    train_reward_model(rm, data[0], steps=2, batch_size=4, rng=0)
+    train_reward_model(rm, data[0], RewardConfig(steps=2, batch_size=4), rng=0)
     assert "reward model" in capsys.readouterr().err  # tqdm draws on stderr

@@ -1,20 +1,24 @@
-"""docs/trl.md maps every keyword argument of every training loop, with its current default.
+"""docs/trl.md maps every setting of every training loop, with its current default.
 
 Each loop has a section headed ``## `loop_name` → ...`` holding a Markdown table whose rows
-start ``| `argument` | default | ...``. The default cell is the argument's default as
+start ``| `setting` | default | ...``. The default cell is the setting's default as
 ``repr`` prints it, in backticks (``required`` when it has none). A loop that gains,
-loses, renames or re-defaults a keyword argument fails here until the map says so.
+loses, renames or re-defaults a setting fails here until the map says so.
 
-Checked per loop: every keyword-only or optional parameter of ``inspect.signature`` has
-exactly one row; no row names a parameter the loop does not have (required positional
-parameters, like best_of_n's ``n``, may have a row but need not).
+A loop's settings are the fields of its config dataclass (the ``config`` parameter's
+type) and its keyword-only or optional parameters (``config`` itself excepted): each
+has exactly one row. No row names anything else, except that required positional
+parameters (like best_of_n's ``n``) may have a row; the fields of `Sampling` must, for
+loops that take a ``sampling``.
 """
 
+import dataclasses
 import inspect
 import re
 from pathlib import Path
 
 from minialign.train import (
+    Sampling,
     best_of_n,
     train_dpo,
     train_grpo,
@@ -42,21 +46,35 @@ def sections(text: str) -> dict[str, str]:
     return found
 
 
-def mapped_parameters(fn) -> dict[str, inspect.Parameter]:
-    """The parameters that must have a row: keyword-only, or with a default."""
-    return {
-        name: p
-        for name, p in inspect.signature(fn).parameters.items()
-        if p.kind is p.KEYWORD_ONLY or p.default is not p.empty
-    }
+def settings(fn) -> dict[str, str]:
+    """{name: expected default cell} of every setting that may have a row."""
+    out = {}
+    for name, p in inspect.signature(fn).parameters.items():
+        if name == "config":
+            out.update({f.name: f"`{f.default!r}`" for f in dataclasses.fields(p.default)})
+        elif name == "sampling":
+            out.update({f.name: "required" for f in dataclasses.fields(Sampling)})
+        else:
+            out[name] = "required" if p.default is p.empty else f"`{p.default!r}`"
+    return out
 
 
-def expected_default(p: inspect.Parameter) -> str:
-    return "required" if p.default is p.empty else f"`{p.default!r}`"
+def mapped_parameters(fn) -> set[str]:
+    """The settings that must have a row: config and Sampling fields, keyword or optional
+    parameters."""
+    must = set()
+    for name, p in inspect.signature(fn).parameters.items():
+        if name == "config":
+            must |= {f.name for f in dataclasses.fields(p.default)}
+        elif name == "sampling":
+            must |= {f.name for f in dataclasses.fields(Sampling)}
+        elif p.kind is p.KEYWORD_ONLY or p.default is not p.empty:
+            must.add(name)
+    return must
 
 
 def map_problems(text: str, loops: dict) -> list[str]:
-    """Everything in ``text`` that disagrees with the signatures of ``loops``; empty if none."""
+    """Everything in ``text`` that disagrees with the settings of ``loops``; empty if none."""
     problems = []
     found = sections(text)
     for name in sorted(set(found) - set(loops)):
@@ -65,25 +83,22 @@ def map_problems(text: str, loops: dict) -> list[str]:
         if name not in found:
             problems.append(f"docs/trl.md has no section headed ## `{name}`")
             continue
-        rows = ROW.findall(found[name])
-        params = inspect.signature(fn).parameters
-        seen = set()
-        for arg, default in rows:
+        known, seen = settings(fn), set()
+        for arg, default in ROW.findall(found[name]):
             if arg in seen:
                 problems.append(f"{name}: `{arg}` has more than one row")
             seen.add(arg)
-            if arg not in params:
-                problems.append(f"{name}: row `{arg}` names no parameter of {name}")
-            elif default.strip() != expected_default(params[arg]):
+            if arg not in known:
+                problems.append(f"{name}: row `{arg}` names no setting of {name}")
+            elif default.strip() != known[arg]:
                 problems.append(f"{name}: row `{arg}` gives default {default.strip()}, "
-                                f"the signature has {expected_default(params[arg])}")  # fmt: skip
-        for arg in mapped_parameters(fn):
-            if arg not in seen:
-                problems.append(f"{name}: keyword argument `{arg}` has no row in docs/trl.md")
+                                f"the code has {known[arg]}")  # fmt: skip
+        for arg in sorted(mapped_parameters(fn) - seen):
+            problems.append(f"{name}: setting `{arg}` has no row in docs/trl.md")
     return problems
 
 
-def test_every_keyword_argument_of_every_loop_has_a_row_with_its_default():
+def test_every_setting_of_every_loop_has_a_row_with_its_default():
     text = TRL_MD.read_text(encoding="utf-8")
     found = sections(text)
     for name, fn in LOOPS.items():
@@ -127,16 +142,14 @@ def test_the_checker_catches_missing_extra_and_stale_rows():
     assert map_problems(good, loops) == []
     # a parameter without a row (e.g. one just added to the loop)
     missing = header + "\n".join(v for k, v in rows.items() if k != "lr")
-    assert map_problems(missing, loops) == [
-        "_loop: keyword argument `lr` has no row in docs/trl.md"
-    ]
+    assert map_problems(missing, loops) == ["_loop: setting `lr` has no row in docs/trl.md"]
     # a row for a parameter that does not exist (e.g. renamed or removed)
     extra = good.replace("| `rng` |", "| `seed` |")
     assert len(map_problems(extra, loops)) == 2  # `seed` is unknown, `rng` is missing
     # a stale default
     stale = good.replace("| `steps` | `3` |", "| `steps` | `300` |")
     assert map_problems(stale, loops) == [
-        "_loop: row `steps` gives default `300`, the signature has `3`"
+        "_loop: row `steps` gives default `300`, the code has `3`"
     ]
     # a duplicated row, a missing section, a section for something that is not a loop
     assert map_problems(good.replace(rows["lr"], rows["lr"] + "\n" + rows["lr"]), loops) == [
@@ -148,7 +161,9 @@ def test_the_checker_catches_missing_extra_and_stale_rows():
     ]
     # required positional parameters may have a row; required keyword-only ones must
     assert "model" not in mapped_parameters(_loop) and "mask" in mapped_parameters(_loop)
-    assert expected_default(inspect.signature(train_ppo).parameters["stop_token"]) == "required"
+    # a config's fields are settings; so are Sampling's, where the loop takes one
+    assert {"beta", "cliprange_value", "max_new_tokens"} <= set(settings(train_ppo))
+    assert settings(train_ppo)["stop_token"] == "required" and "config" not in settings(train_ppo)
 
 
 def test_trl_md_is_linked_from_the_readme_and_objectives_md():

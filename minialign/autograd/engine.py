@@ -73,7 +73,10 @@ def default_rng() -> np.random.Generator:
     return _default_rng
 
 
-def get_rng(rng: np.random.Generator | None) -> np.random.Generator:
+def get_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
+    """``rng`` itself; an int seeds a NEW generator; None means the default (`seed`)."""
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+        return np.random.default_rng(int(rng))
     return _default_rng if rng is None else rng
 
 

@@ -132,7 +132,7 @@ def cross_entropy(logits, targets, mask=None) -> Tensor:
 
     A NaN (or $+\\infty$) logit gives a NaN loss: there is no check here, to keep the
     training hot path fast. The training loops pass every loss through
-    ``train.common.check_finite``, which turns it into a ``FloatingPointError``;
+    ``train.run.check_finite``, which turns it into a ``FloatingPointError``;
     ``ma.detect_anomaly()`` names the op that made the NaN.
     """
     logits = as_tensor(logits)

@@ -163,6 +163,13 @@ class AdaptiveKLController:
         self.value *= 1.0 + error * n_steps / self.horizon
         return self.value
 
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """The current $\\beta$, for a checkpoint (target and horizon are settings)."""
+        return {"beta": np.array(self.value, dtype=np.float64)}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        self.value = non_negative("AdaptiveKLController", "beta", float(state["beta"]))
+
 
 def kl_regularized_objective(logits, ref_logits, rewards, beta: float):
     r"""The seed's regularised objective, exactly, for a categorical policy (to MAXIMISE).

@@ -20,12 +20,11 @@ The maximum, $r = 1$, is one strong positive adjective.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
 from ..autograd.engine import get_rng
-from ..tokenizer import SequenceBatch, Tokenizer
+from ..tokenizer import PreferencePairs, SequenceBatch, Tokenizer
 
 POSITIVE = {
     "great": 1.0, "excellent": 1.0, "wonderful": 1.0, "brilliant": 0.9, "superb": 0.9,
@@ -50,18 +49,6 @@ INTENSIFIERS = ["very", "quite", "really", "so"]
 def _vocab() -> list[str]:
     words = [*POSITIVE, *NEGATIVE, *MILD, *NOUNS, *STRUCTURE]
     return list(dict.fromkeys(words))  # keep order, drop duplicates
-
-
-@dataclass(frozen=True)
-class PreferencePairs:
-    """``chosen``/``rejected`` share prompts row by row; rewards are the *true* ones, (n,)."""
-
-    prompt_ids: np.ndarray  # (n, P) int64, starts with BOS
-    chosen: SequenceBatch  # (n, T)
-    rejected: SequenceBatch  # (n, T)
-    chosen_reward: np.ndarray  # (n,) float64, true reward of the chosen continuation
-    rejected_reward: np.ndarray
-    p_chosen: np.ndarray  # (n,) the annotator's probability of the choice it made
 
 
 class SentimentTask:

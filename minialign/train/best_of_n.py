@@ -39,7 +39,8 @@ import numpy as np
 
 from ..nn import Generation, generate
 from ..nn.module import Module
-from .loop import as_rng
+from .rollout import Sampling
+from .run import get_rng
 
 Reward = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -60,10 +61,8 @@ def best_of_n(
     reward_fn: Reward,
     prompts: np.ndarray,
     n: int,
+    sampling: Sampling,
     *,
-    max_new_tokens: int,
-    stop_token: int,
-    pad_id: int,
     rng: np.random.Generator | int | None = None,
     temperature: float = 1.0,
     true_reward: Reward | None = None,
@@ -83,11 +82,11 @@ def best_of_n(
     gen = generate(
         reference,
         np.repeat(prompts, n + 1, axis=0),  # (B·(n+1), P): row b·(n+1) + i is sample i of prompt b
-        max_new_tokens,
+        sampling.max_new_tokens,
         temperature=temperature,
-        rng=as_rng(rng),
-        stop_token=stop_token,
-        pad_id=pad_id,
+        rng=get_rng(rng),
+        stop_token=sampling.stop_token,
+        pad_id=sampling.pad_id,
     )
 
     def score(fn: Reward) -> np.ndarray:

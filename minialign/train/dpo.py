@@ -26,39 +26,66 @@ Implementation details:
 3. Log-probs are summed over response tokens for every ``loss_type`` (TRL averages
    them for IPO; with sums, IPO's target margin $\tau/2$ is in nats per *sequence*).
 4. AdamW (weight decay 0 by default, as TRL); the learning rate warms up linearly
-   over ``warmup`` steps (default 0), then decays linearly to 0 at ``steps`` (Hugging
-   Face's default, used by TRL's DPOTrainer); the gradient is clipped to ``grad_clip``
-   and its norm before clipping is logged.
+   over ``warmup_steps`` (default 0), then decays linearly to 0 at ``steps`` (Hugging
+   Face's default, used by TRL's DPOTrainer); the gradient is clipped to
+   ``max_grad_norm`` and its norm before clipping is logged.
 5. Metrics per step, all on the training batch: ``loss``, ``rewards_chosen``,
    ``rewards_rejected``, ``rewards_margin``, ``rewards_accuracy`` — DPO's implicit reward
    $\hat r = (\log\pi_\theta - \log\pi_{\rm ref})/\tau$ (TRL's ``rewards/*``; only the
    margin is trained, so ``rewards_chosen`` may fall) — ``grad_norm``, ``lr``, ``seconds``
    (wall time since the run began, carried over on resume).
 6. ``eval_fn(step) -> dict`` is called at step 0 (before any update), every
-   ``eval_every`` steps and at the end; its values are logged under their own names.
-   Use it for the true reward and KL (`minialign.train.common.evaluate_policy`), with its
+   ``eval_steps`` steps and at the end; its values are logged under their own names.
+   Use it for the true reward and KL (`minialign.train.evaluate.make_eval_fn`), with its
    OWN generator, so that evaluating never shifts the training batches.
 7. NaN/inf loss or gradient -> ``FloatingPointError`` naming the step; Ctrl-C returns
-   the history so far; ``checkpoint_path`` + ``checkpoint_every`` save a run state that
-   ``resume=True`` continues to the same result, bitwise.
+   the history so far; ``checkpoint_path`` (every ``save_steps`` and at the end) saves a
+   run state that ``resume=True`` continues to the same result, bitwise.
+
+The loop is `dpo_step` per batch; docs/implementation_notes.md DPO 1-6 explain the
+choices (summed log-probs and the implicit reward, log 2 at $\Delta = 0$, falling
+chosen rewards, the optimum, the variants, the precomputed reference).
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..autograd import no_grad
 from ..nn import sequence_logprobs
-from ..nn.module import Module
+from ..nn.module import Module, training_mode
 from ..objectives import dpo_loss, implicit_rewards
 from ..objectives.dpo import LOSS_TYPES
 from ..optim import AdamW, LinearSchedule, param_groups
-from ..tasks.sentiment import PreferencePairs
+from ..tokenizer import PreferencePairs
+from .config import LoopConfig, knob
 from .history import History
-from .loop import as_rng, check_finite, optimizer_step, run_loop
+from .run import Run, check_finite, get_rng, optimizer_step
+
+
+@dataclass(frozen=True)
+class DPOConfig(LoopConfig):
+    """Every setting of `train_dpo` (TRL's ``DPOConfig`` names where TRL has the knob)."""
+
+    tau: float = knob(1.0, "τ, temperature of the margin (TRL: beta = 1/τ)", gt=0)
+    loss_type: str = knob(
+        "sigmoid", "sigmoid (DPO), ipo, hinge (SLiC) or robust", choices=LOSS_TYPES
+    )
+    label_smoothing: float = knob(
+        0.0, "ε, probability that a label is flipped (cDPO, robust)", min=0, max=0.5
+    )
+    steps: int = knob(200, "optimiser steps, one batch of pairs each", min=1)
+    batch_size: int = knob(32, "pairs per step, drawn with replacement", min=1)
+    learning_rate: float = knob(
+        1e-3, "AdamW peak learning rate (linear warm-up, then linear decay to 0)", gt=0
+    )
+    warmup_steps: int = knob(0, "steps of linear warm-up", min=0)
+    weight_decay: float = knob(0.0, "AdamW weight decay of 2-D parameters", min=0)
+    max_grad_norm: float | None = knob(
+        1.0, "clip the gradient to this norm (None: no clipping)", gt=0
+    )
 
 
 def _pair_logprobs(model: Module, pairs: PreferencePairs, rows) -> tuple:
@@ -73,78 +100,61 @@ def _pair_logprobs(model: Module, pairs: PreferencePairs, rows) -> tuple:
 
 def reference_logprobs(reference: Module, pairs: PreferencePairs, batch_size: int = 256):
     """$\\log\\pi_{\\rm ref}(y^\\pm \\mid x)$ of every pair, two float arrays (n,), without grad."""
-    chosen, rejected, was_training, n = [], [], reference.training, len(pairs.chosen)
-    reference.eval()  # no dropout in the frozen reference
-    try:
-        with no_grad():
-            for i in range(0, n, batch_size):
-                c, r = _pair_logprobs(reference, pairs, np.arange(i, min(i + batch_size, n)))
-                chosen.append(c.data)
-                rejected.append(r.data)
-    finally:
-        reference.train(was_training)
+    chosen, rejected, n = [], [], len(pairs.chosen)
+    with training_mode(False, reference), no_grad():  # no dropout in the frozen reference
+        for i in range(0, n, batch_size):
+            c, r = _pair_logprobs(reference, pairs, np.arange(i, min(i + batch_size, n)))
+            chosen.append(c.data)
+            rejected.append(r.data)
     return np.concatenate(chosen), np.concatenate(rejected)
+
+
+def dpo_step(policy, optimizer, pairs: PreferencePairs, ref_logps, rows,
+             config: DPOConfig) -> dict[str, float]:  # fmt: skip
+    """One update on the pairs ``rows``: $L_{\\rm DPO}$, backward, clip, step; its metrics.
+
+    ``ref_logps`` = (ref_chosen, ref_rejected), each (n,), from `reference_logprobs`."""
+    chosen, rejected = _pair_logprobs(policy, pairs, rows)  # (B,), (B,)
+    check_finite(chosen.data.sum() + rejected.data.sum(), "the sum of the policy log-probs")
+    logps = (chosen, rejected, ref_logps[0][rows], ref_logps[1][rows])
+    loss = dpo_loss(*logps, config.tau, config.loss_type, config.label_smoothing)
+    [grad_norm] = optimizer_step(loss, [(optimizer, policy)], config.max_grad_norm)
+    rewards = implicit_rewards(chosen.data, rejected.data, *logps[2:], config.tau)
+    return dict(loss=loss.item(), **{f"rewards_{k}": v for k, v in rewards.items()},
+                grad_norm=grad_norm, lr=optimizer.lr)  # fmt: skip
 
 
 def train_dpo(
     policy: Module,
     reference: Module,
     pairs: PreferencePairs,
+    config: DPOConfig = DPOConfig(),  # noqa: B008 - frozen, so sharing the default is safe
     *,
-    tau: float = 1.0,
-    loss_type: str = "sigmoid",
-    label_smoothing: float = 0.0,
-    steps: int = 200,
-    batch_size: int = 32,
-    lr: float = 1e-3,
-    warmup: int = 0,
     rng: np.random.Generator | int | None = None,
-    weight_decay: float = 0.0,
-    grad_clip: float | None = 1.0,
-    eval_fn: Callable[[int], dict[str, float]] | None = None,
-    eval_every: int | None = None,
-    progress: bool = True,
-    checkpoint_path: str | os.PathLike | None = None,
-    checkpoint_every: int | None = None,
+    eval_fn=None,
+    checkpoint_path=None,
     resume: bool = False,
+    progress: bool = True,
 ) -> History:
     """Train ``policy`` in place with DPO on ``pairs`` against the frozen ``reference``.
 
-    ``policy`` usually starts as a copy of ``reference``. ``tau`` is the seed's temperature
-    (the DPO paper's $\\beta = 1/\\tau$). ``eval_every`` defaults to ``steps // 10``.
-    History keys: see implementation detail 5 of the module doc, plus ``eval_fn``'s.
+    ``policy`` usually starts as a copy of ``reference``; ``config.tau`` is the
+    temperature (the DPO paper's $\\beta = 1/\\tau$). History keys: implementation detail 5
+    of the module doc, plus ``eval_fn``'s.
     """
-    if loss_type not in LOSS_TYPES:
-        raise ValueError(f"train_dpo: loss_type must be one of {LOSS_TYPES}, got {loss_type!r}")
-    if not tau > 0:
-        raise ValueError(f"train_dpo: tau must be > 0, got {tau}")
     n = len(pairs.chosen)
-    if not (steps >= 1 and batch_size >= 1 and n >= 1):
-        raise ValueError(
-            f"train_dpo: need steps >= 1, batch_size >= 1 and at least one pair, "
-            f"got steps={steps}, batch_size={batch_size}, {n} pairs"
-        )
-    rng = as_rng(rng)
-    ref_chosen, ref_rejected = reference_logprobs(reference, pairs)  # (n,), (n,)
-    opt = AdamW(param_groups(policy, weight_decay), lr=lr)
-    schedule = LinearSchedule(lr, total_steps=steps, warmup_steps=warmup)
-
-    def step_fn(step: int) -> dict[str, float]:
-        schedule.apply(opt, step)
-        rows = rng.integers(0, n, size=batch_size)  # (B,)
-        chosen, rejected = _pair_logprobs(policy, pairs, rows)  # (B,), (B,)
-        check_finite(chosen.data.sum() + rejected.data.sum(), "the sum of the policy log-probs")
-        logps = (chosen, rejected, ref_chosen[rows], ref_rejected[rows])
-        loss = dpo_loss(*logps, tau, loss_type, label_smoothing)
-        [grad_norm] = optimizer_step(loss, [(opt, policy)], grad_clip)
-        rewards = implicit_rewards(chosen.data, rejected.data, *logps[2:], tau)
-        return dict(loss=loss.item(), **{f"rewards_{k}": v for k, v in rewards.items()},
-                    grad_norm=grad_norm, lr=opt.lr)  # fmt: skip
-
-    return run_loop(
-        "train_dpo", step_fn, steps=steps, desc=f"dpo ({loss_type})",
-        postfix=("loss", "rewards_margin"), eval_fn=eval_fn,
-        eval_every=eval_every or max(1, steps // 10), progress=progress, rng=rng,
-        modules={"policy": policy}, optimizers={"adamw": opt},
-        checkpoint_path=checkpoint_path, checkpoint_every=checkpoint_every, resume=resume,
-    )  # fmt: skip
+    if n < 1:
+        raise ValueError("train_dpo: pairs is empty; need at least one preference pair")
+    rng = get_rng(rng)
+    ref_logps = reference_logprobs(reference, pairs)  # (n,), (n,)
+    optimizer = AdamW(param_groups(policy, config.weight_decay), lr=config.learning_rate)
+    schedule = LinearSchedule(config.learning_rate, config.steps, config.warmup_steps)
+    saved = {"policy": policy, "optimizer": optimizer}
+    with Run(f"dpo ({config.loss_type})", config, rng=rng, saved=saved, eval_fn=eval_fn,
+             checkpoint_path=checkpoint_path, resume=resume, progress=progress,
+             postfix=("loss", "rewards_margin")) as run:  # fmt: skip
+        for step in run.steps():
+            schedule.apply(optimizer, step)
+            rows = rng.integers(0, n, size=config.batch_size)  # (B,)
+            run.log(step, dpo_step(policy, optimizer, pairs, ref_logps, rows, config))
+    return run.history

@@ -18,33 +18,54 @@ Implementation details:
 2. Batches are rows drawn uniformly with replacement by ``rng.integers``.
 3. AdamW, weight decay on 2-D parameters only (`minialign.optim.param_groups`); the
    learning rate warms up linearly over ``warmup`` steps (default 0), then decays
-   linearly to 0 at ``steps`` (Hugging Face's default, used by TRL); the gradient is clipped to ``grad_clip``, and the
-   norm before clipping is logged as ``grad_norm``.
+   linearly to 0 at ``steps`` (Hugging Face's default, used by TRL); the gradient is
+   clipped to ``max_grad_norm``, and the norm before clipping is logged as ``grad_norm``.
 4. Metrics: ``loss`` and ``accuracy`` (on the training batch, ``preference_accuracy``:
-   a tie counts as wrong), and every ``eval_every`` steps, on ``eval_pairs``:
+   a tie counts as wrong), and every ``eval_steps`` steps, on ``eval_pairs``:
    ``eval_loss``, ``eval_accuracy`` (agreement with the annotator's labels) and
    ``eval_true_accuracy`` (agreement with the ordering of the TRUE rewards, pairs whose
    true rewards tie left out). A noisy annotator caps ``eval_accuracy`` well below 1 —
    see `bayes_accuracy` — while ``eval_true_accuracy`` can approach 1.
 5. NaN/inf loss -> ``FloatingPointError`` naming the step; Ctrl-C returns the history
-   so far; ``checkpoint_path`` + ``checkpoint_every`` save a run state that
-   ``resume=True`` continues bitwise.
+   so far; ``checkpoint_path`` (every ``save_steps`` and at the end) saves a run state
+   that ``resume=True`` continues bitwise.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..autograd import no_grad
 from ..nn.critics import RewardModel
+from ..nn.module import training_mode
 from ..objectives import bradley_terry_loss, preference_accuracy
 from ..optim import AdamW, LinearSchedule, param_groups
-from ..tasks.sentiment import PreferencePairs
+from ..tokenizer import PreferencePairs
+from .config import LoopConfig, knob
 from .history import History
-from .loop import as_rng, check_finite, optimizer_step, run_loop
+from .run import Run, check_finite, get_rng, optimizer_step
+
+
+@dataclass(frozen=True)
+class RewardConfig(LoopConfig):
+    """Every setting of `train_reward_model` (TRL's ``RewardConfig`` names)."""
+
+    steps: int = knob(200, "optimiser steps, one batch of pairs each", min=1)
+    batch_size: int = knob(32, "pairs per step, drawn with replacement", min=1)
+    learning_rate: float = knob(
+        1e-3, "AdamW peak learning rate (linear warm-up, then linear decay to 0)", gt=0
+    )
+    warmup_steps: int = knob(0, "steps of linear warm-up", min=0)
+    center_rewards_coefficient: float = knob(
+        0.0, "c, weight of mean((r+ + r-)^2), which pins the reward's offset", min=0
+    )
+    weight_decay: float = knob(0.0, "AdamW weight decay of 2-D parameters", min=0)
+    max_grad_norm: float | None = knob(
+        1.0, "clip the gradient to this norm (None: no clipping)", gt=0
+    )
 
 
 def reward_fn(rm: RewardModel) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
@@ -54,13 +75,8 @@ def reward_fn(rm: RewardModel) -> Callable[[np.ndarray, np.ndarray], np.ndarray]
     """
 
     def score(tokens: np.ndarray, response_mask: np.ndarray) -> np.ndarray:
-        was_training = rm.training
-        rm.eval()
-        try:
-            with no_grad():
-                return rm.score(tokens, response_mask).data.astype(np.float64)
-        finally:
-            rm.train(was_training)
+        with training_mode(False, rm), no_grad():
+            return rm.score(tokens, response_mask).data.astype(np.float64)
 
     return score
 
@@ -92,16 +108,12 @@ def evaluate_reward_model(
     ``true_accuracy`` is the fraction of pairs, among those whose true rewards differ,
     that ``rm`` orders the same way as the true reward (a score tie counts as wrong).
     """
-    chosen, rejected, was_training = [], [], rm.training
-    rm.eval()  # no dropout while measuring
-    try:
-        with no_grad():
-            for i in range(0, len(pairs.chosen), batch_size):
-                c, r = _scores(rm, pairs, np.arange(i, min(i + batch_size, len(pairs.chosen))))
-                chosen.append(c.data)
-                rejected.append(r.data)
-    finally:
-        rm.train(was_training)
+    chosen, rejected = [], []
+    with training_mode(False, rm), no_grad():  # no dropout while measuring
+        for i in range(0, len(pairs.chosen), batch_size):
+            c, r = _scores(rm, pairs, np.arange(i, min(i + batch_size, len(pairs.chosen))))
+            chosen.append(c.data)
+            rejected.append(r.data)
     chosen, rejected = np.concatenate(chosen), np.concatenate(rejected)  # (n,), (n,)
     true_diff = np.sign(pairs.chosen_reward - pairs.rejected_reward)  # (n,)
     agree = np.sign(chosen.astype(np.float64) - rejected) == true_diff
@@ -112,65 +124,54 @@ def evaluate_reward_model(
     }
 
 
+def reward_model_step(rm, optimizer, pairs: PreferencePairs, rows, margin,
+                      config: RewardConfig) -> dict[str, float]:  # fmt: skip
+    """One update on the pairs ``rows``: Bradley–Terry loss, backward, clip, step."""
+    chosen, rejected = _scores(rm, pairs, rows)  # (B,), (B,)
+    check_finite(chosen.data.sum() + rejected.data.sum(), "the sum of the scores")
+    loss = bradley_terry_loss(chosen, rejected, None if margin is None else margin[rows],
+                              config.center_rewards_coefficient)  # fmt: skip
+    [grad_norm] = optimizer_step(loss, [(optimizer, rm)], config.max_grad_norm)
+    return dict(loss=loss.item(), accuracy=preference_accuracy(chosen.data, rejected.data),
+                grad_norm=grad_norm, lr=optimizer.lr)  # fmt: skip
+
+
 def train_reward_model(
     rm: RewardModel,
     pairs: PreferencePairs,
+    config: RewardConfig = RewardConfig(),  # noqa: B008 - frozen, so sharing the default is safe
     *,
     eval_pairs: PreferencePairs | None = None,
-    steps: int = 200,
-    batch_size: int = 32,
-    lr: float = 1e-3,
-    warmup: int = 0,
-    rng: np.random.Generator | int | None = None,
     margin=None,
-    center_coef: float = 0.0,
-    weight_decay: float = 0.0,
-    grad_clip: float | None = 1.0,
-    eval_every: int | None = None,
-    progress: bool = True,
-    checkpoint_path: str | os.PathLike | None = None,
-    checkpoint_every: int | None = None,
+    rng: np.random.Generator | int | None = None,
+    checkpoint_path=None,
     resume: bool = False,
+    progress: bool = True,
 ) -> History:
     """Train ``rm`` in place on ``pairs`` with the Bradley–Terry loss; see the module doc.
 
-    ``margin`` is None, a float, or one value per pair (n,). ``eval_every`` defaults to
-    ``steps // 10``. History keys: ``loss``, ``accuracy``, ``grad_norm``, ``lr``, ``seconds``
-    (wall time since the run began, carried over on resume), and with ``eval_pairs``: ``eval_loss``,
-    ``eval_accuracy``, ``eval_true_accuracy`` (logged at step 0 too, before any update).
+    ``margin`` is None, a float, or one value per pair (n,). History keys: ``loss``,
+    ``accuracy``, ``grad_norm``, ``lr``, ``seconds`` (wall time since the run began,
+    carried over on resume), and with ``eval_pairs``: ``eval_loss``, ``eval_accuracy``,
+    ``eval_true_accuracy`` (logged at step 0 too, before any update).
     """
     n = len(pairs.chosen)
-    if not (steps >= 1 and batch_size >= 1 and n >= 1):
-        raise ValueError(
-            f"train_reward_model: need steps >= 1, batch_size >= 1 and at least one pair, "
-            f"got steps={steps}, batch_size={batch_size}, {n} pairs"
-        )
+    if n < 1:
+        raise ValueError("train_reward_model: pairs is empty; need at least one preference pair")
     if margin is not None:
         margin = np.broadcast_to(np.asarray(margin, dtype=np.float64), (n,))
-    rng = as_rng(rng)
-    opt = AdamW(param_groups(rm, weight_decay), lr=lr)
-    schedule = LinearSchedule(lr, total_steps=steps, warmup_steps=warmup)
-
-    def step_fn(step: int) -> dict[str, float]:
-        schedule.apply(opt, step)
-        rows = rng.integers(0, n, size=batch_size)  # (B,)
-        chosen, rejected = _scores(rm, pairs, rows)
-        check_finite(chosen.data.sum() + rejected.data.sum(), "the sum of the scores")
-        loss = bradley_terry_loss(
-            chosen, rejected, None if margin is None else margin[rows], center_coef
-        )
-        [grad_norm] = optimizer_step(loss, [(opt, rm)], grad_clip)
-        return dict(loss=loss.item(), accuracy=preference_accuracy(chosen.data, rejected.data),
-                    grad_norm=grad_norm, lr=opt.lr)  # fmt: skip
+    rng = get_rng(rng)
+    optimizer = AdamW(param_groups(rm, config.weight_decay), lr=config.learning_rate)
+    schedule = LinearSchedule(config.learning_rate, config.steps, config.warmup_steps)
 
     def eval_fn(step: int) -> dict[str, float]:
-        metrics = evaluate_reward_model(rm, eval_pairs)
-        return {f"eval_{k}": v for k, v in metrics.items()}
+        return {f"eval_{k}": v for k, v in evaluate_reward_model(rm, eval_pairs).items()}
 
-    return run_loop(
-        "train_reward_model", step_fn, steps=steps, desc="reward model",
-        eval_fn=None if eval_pairs is None else eval_fn,
-        eval_every=eval_every or max(1, steps // 10), progress=progress, rng=rng,
-        modules={"rm": rm}, optimizers={"adamw": opt},
-        checkpoint_path=checkpoint_path, checkpoint_every=checkpoint_every, resume=resume,
-    )  # fmt: skip
+    with Run("reward model", config, rng=rng, saved={"rm": rm, "optimizer": optimizer},
+             eval_fn=None if eval_pairs is None else eval_fn, checkpoint_path=checkpoint_path,
+             resume=resume, progress=progress) as run:  # fmt: skip
+        for step in run.steps():
+            schedule.apply(optimizer, step)
+            rows = rng.integers(0, n, size=config.batch_size)  # (B,)
+            run.log(step, reward_model_step(rm, optimizer, pairs, rows, margin, config))
+    return run.history

@@ -1,24 +1,22 @@
-r"""What the PPO and GRPO loops share: rollouts, rewards and the policy's forward pass.
+r"""What PPO and GRPO share: how responses are sampled, scored and scored again with gradient.
 
-* `collect_rollout` samples responses with the KV cache, scores them with ``reward_fn``
-  and the reference's log-probs, all without gradient.
+* `Sampling` says how a response is drawn: at most ``max_new_tokens`` tokens, ending at
+  ``stop_token``, right-padded with ``pad_id`` (`Sampling.for_task` reads them off a task).
+* `collect_rollout` samples one response per prompt row with the KV cache, scores it with
+  ``reward_fn`` and measures its log-probs under the policy and the reference, all
+  without gradient: a `Rollout`.
 * `score_responses` calls ``reward_fn``: it may return a (B,) array, or a dict with a
   ``"reward"`` entry (what is optimised) and other (B,) entries that are only logged
   (their means, as ``reward_<name>``), e.g. `minialign.train.grpo.arithmetic_reward_fn`.
 * A response that reached ``max_new_tokens`` without emitting ``stop_token`` was
-  **truncated** (``Rollout.truncated``), not ended. ``missing_eos_penalty`` (TRL's
-  ``PPOConfig``/``RLOOConfig`` knob of that name) subtracts a constant from the score
-  of those rows; ``None`` (the default) leaves every score as ``reward_fn`` gave it.
+  **truncated** (``Rollout.truncated``), not ended. ``missing_eos_penalty`` (TRL's knob of
+  that name) subtracts a constant from the score of those rows.
 * `policy_logprobs` is `minialign.nn.sequence_logprobs` that also hands back the
   temperature-scaled logits, so the entropy needs no second forward pass.
 
-The loop itself (progress bar, Ctrl-C, NaN guard, evaluation, checkpoints, resumption)
-is `minialign.train.common.run_loop`, shared with every other trainer; `make_eval_fn`
-lives in `minialign.train.common` too and is re-exported here for older imports.
-
-**Steps.** ``history`` step $k$ means "the policy after $k$ updates": iteration $k$'s
-rollout metrics (reward, KL, length) and losses are logged at step $k$, an evaluation
-run after iteration $k$ at step $k + 1$, and the baseline evaluation at step 0.
+**Steps.** In a history, step $k$ means "the policy after $k$ updates": iteration $k$'s
+rollout metrics and losses are logged at step $k$, an evaluation run after iteration
+$k$ at step $k + 1$, and the baseline evaluation at step 0.
 """
 
 from __future__ import annotations
@@ -29,10 +27,52 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import functional as F
-from ..autograd import Tensor
-from .common import sample_with_reference
+from ..autograd import Tensor, no_grad
+from ..nn import generate, sequence_logprobs
+from ..nn.module import Module
 
 RewardFn = Callable[[np.ndarray, np.ndarray], "np.ndarray | Mapping[str, np.ndarray]"]
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How responses are drawn: up to ``max_new_tokens``, ``stop_token`` ends a response
+    (and is kept), ``pad_id`` fills the rest of the row. The pad id must differ from the
+    stop token, or the model never learns to stop (implementation note PPO 7)."""
+
+    max_new_tokens: int
+    stop_token: int
+    pad_id: int
+
+    def __post_init__(self):
+        for name in ("max_new_tokens", "stop_token", "pad_id"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+                raise ValueError(f"Sampling.{name} must be an integer >= 0, got {value!r}")
+        if self.max_new_tokens < 1:
+            raise ValueError(f"Sampling.max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.stop_token == self.pad_id:
+            raise ValueError(
+                f"Sampling: pad_id ({self.pad_id}) must differ from stop_token "
+                "(implementation note PPO 7: otherwise the model never learns to stop)"
+            )
+
+    @classmethod
+    def for_task(cls, task) -> Sampling:
+        """The task's own limits: fill its ``block_size`` after a prompt of ``prompt_len``."""
+        tok = task.tokenizer
+        return cls(task.block_size - task.prompt_len, tok.end_id, tok.pad_id)
+
+
+def sample_with_reference(policy: Module, reference: Module, prompts, sampling: Sampling, rng,
+                          temperature: float = 1.0):  # fmt: skip
+    """Sample one response per prompt row from ``policy`` (KV cache) and score its tokens
+    under ``reference``, without gradient: ``(Generation, SequenceLogprobs of reference)``."""
+    with no_grad():
+        gen = generate(policy, prompts, sampling.max_new_tokens, temperature=temperature, rng=rng,
+                       stop_token=sampling.stop_token, pad_id=sampling.pad_id)  # fmt: skip
+        ref_logp = sequence_logprobs(reference, gen.tokens, gen.response_mask, temperature)
+    return gen, ref_logp
 
 
 @dataclass
@@ -83,30 +123,26 @@ def truncated_rows(tokens, response_mask, stop_token: int) -> np.ndarray:
     return ~((np.asarray(tokens) == stop_token) & np.asarray(response_mask, bool)).any(axis=1)
 
 
-def collect_rollout(
-    policy, reference, reward_fn, prompts, *, max_new_tokens, temperature, stop_token, pad_id, rng,
-    missing_eos_penalty: float | None = None,
-) -> Rollout:  # fmt: skip
+def collect_rollout(policy, reference, reward_fn: RewardFn, prompts, sampling: Sampling, rng, *,
+                    temperature: float = 1.0, missing_eos_penalty: float | None = None) -> Rollout:  # fmt: skip
     r"""Sample one response per prompt row and measure it; no gradient anywhere.
 
     With ``missing_eos_penalty`` $c$, truncated rows score $r_\phi(x, y) - c$ (TRL's knob)."""
-    gen, logp_ref = sample_with_reference(policy, reference, prompts, rng=rng,
-                                          max_new_tokens=max_new_tokens, stop_token=stop_token,
-                                          pad_id=pad_id, temperature=temperature)  # fmt: skip
+    gen, logp_ref = sample_with_reference(policy, reference, prompts, sampling, rng, temperature)
     scores, extra = score_responses(reward_fn, gen.tokens, gen.response_mask)
-    truncated = truncated_rows(gen.tokens, gen.response_mask, stop_token)
+    truncated = truncated_rows(gen.tokens, gen.response_mask, sampling.stop_token)
     if missing_eos_penalty is not None:
         scores = scores - float(missing_eos_penalty) * truncated  # only rows without END
     return Rollout(
-        gen.tokens,
-        gen.response_mask,
-        gen.response_mask[:, 1:],
-        gen.logprobs,
-        logp_ref.per_token.data,
-        scores,
-        gen.prompt_length,
-        extra,
-        truncated,
+        tokens=gen.tokens,
+        response_mask=gen.response_mask,
+        mask=gen.response_mask[:, 1:],
+        logp_old=gen.logprobs,
+        logp_ref=logp_ref.per_token.data,
+        scores=scores,
+        prompt_length=gen.prompt_length,
+        reward_metrics=extra,
+        truncated=truncated,
     )
 
 

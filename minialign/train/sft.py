@@ -12,22 +12,46 @@ Implementation details (each one a choice worth knowing):
 2. AdamW with betas (0.9, 0.95) (nanoGPT's) and weight decay on 2-D parameters only
    (`minialign.optim.param_groups`).
 3. Learning rate: linear warm-up from 0, then cosine decay to ``min_lr_ratio · lr``.
-4. The gradient is clipped to global norm ``grad_clip``; the norm *before* clipping is logged.
+4. The gradient is clipped to global norm ``max_grad_norm``; the norm *before* clipping is logged.
 5. A NaN/inf loss or gradient stops training with an error naming the step.
 6. Ctrl-C stops cleanly and returns the history so far (``history.interrupted`` is True).
    (A Ctrl-C that lands inside ``opt.step()`` can leave that one step half applied.)
+7. ``checkpoint_path`` saves the model, the optimiser and the generator every
+   ``save_steps`` and at the end; ``resume=True`` continues from it, bitwise.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
 from .. import functional as F
 from ..autograd import no_grad
-from ..nn.module import Module
-from ..optim import AdamW, CosineSchedule, Optimizer, param_groups
+from ..nn.module import Module, training_mode
+from ..optim import AdamW, CosineSchedule, param_groups
+from .config import LoopConfig, knob
 from .history import History
-from .loop import as_rng, optimizer_step, run_loop, training_mode
+from .run import Run, get_rng, optimizer_step
+
+
+@dataclass(frozen=True)
+class SFTConfig(LoopConfig):
+    """Every setting of `train_sft` (TRL's ``SFTConfig`` names where TRL has the knob)."""
+
+    steps: int = knob(300, "optimiser steps, also the length of the learning-rate schedule", min=1)
+    batch_size: int = knob(16, "sequences per step, drawn with replacement", min=1)
+    learning_rate: float = knob(3e-3, "AdamW peak learning rate", gt=0)
+    warmup_steps: int | None = knob(
+        None, "steps of linear warm-up (None: min(steps // 10, 100))", min=0
+    )
+    min_lr_ratio: float = knob(
+        0.1, "the cosine decays the rate to this fraction of learning_rate", min=0, max=1
+    )
+    weight_decay: float = knob(0.1, "AdamW weight decay of 2-D parameters", min=0)
+    max_grad_norm: float | None = knob(
+        1.0, "clip the gradient to this norm (None: no clipping)", gt=0
+    )
 
 
 def unigram_entropy(tokens, mask=None) -> float:
@@ -87,81 +111,73 @@ def _batch_loss(model: Module, tokens: np.ndarray, mask: np.ndarray):
 def evaluate_loss(model: Module, tokens, mask=None, batch_size: int = 64) -> float:
     """Mean next-token loss per target token over a whole set, without gradients."""
     tokens, mask = _check_tokens("eval_tokens", tokens, mask, model)
-    was_training, total, count = model.training, 0.0, 0.0
-    model.eval()
-    try:
-        with no_grad():
-            for i in range(0, len(tokens), batch_size):
-                m = mask[i : i + batch_size]
-                n = float(m[:, 1:].sum())
-                total += n * float(_batch_loss(model, tokens[i : i + batch_size], m).item())
-                count += n
-    finally:
-        model.train(was_training)
+    total, count = 0.0, 0.0
+    with training_mode(False, model), no_grad():
+        for i in range(0, len(tokens), batch_size):
+            m = mask[i : i + batch_size]
+            n = float(m[:, 1:].sum())
+            total += n * float(_batch_loss(model, tokens[i : i + batch_size], m).item())
+            count += n
     return total / count
+
+
+def sft_step(model, optimizer, tokens, mask, max_grad_norm) -> dict[str, float]:
+    """One update on a batch: next-token cross-entropy, backward, clip, step."""
+    loss = _batch_loss(model, tokens, mask)
+    [grad_norm] = optimizer_step(loss, [(optimizer, model)], max_grad_norm)
+    return dict(loss=loss.item(), lr=optimizer.lr, grad_norm=grad_norm)
 
 
 def train_sft(
     model: Module,
     tokens,
     mask=None,
+    config: SFTConfig = SFTConfig(),  # noqa: B008 - frozen, so sharing the default is safe
     *,
-    steps: int = 300,
-    batch_size: int = 16,
-    lr: float = 3e-3,
     rng: np.random.Generator | int | None = None,
-    warmup: int | None = None,
-    min_lr_ratio: float = 0.1,
-    weight_decay: float = 0.1,
-    grad_clip: float | None = 1.0,
     eval_tokens=None,
     eval_mask=None,
-    eval_every: int | None = None,
+    checkpoint_path=None,
+    resume: bool = False,
     progress: bool = True,
-    log_every: int = 1,
-    optimizer: Optimizer | None = None,
-    start_step: int = 0,
-    end_step: int | None = None,
 ) -> History:
     """Train ``model`` in place on ``tokens`` (N, T) int with ``mask`` (N, T) (1 = real token).
 
-    ``steps`` is the length of the learning-rate schedule (default warm-up: ``steps // 10``).
-    To resume a run, pass the restored ``optimizer`` (see `minialign.checkpoint.load_into`),
-    the generator in the state it had, and ``start_step``; ``end_step`` stops early
-    (default ``steps``). History keys: ``loss``, ``lr``, ``grad_norm``, ``seconds``
-    (wall time since the call began), and ``eval_loss`` when ``eval_tokens`` is given,
-    logged at the step whose update it follows.
+    History keys: ``loss``, ``lr``, ``grad_norm``, ``seconds`` (wall time since the run
+    began), and ``eval_loss`` when ``eval_tokens`` is given, logged at the step whose
+    update it follows.
     """
     tokens, mask = _check_tokens("tokens", tokens, mask, model)
     if eval_tokens is not None:
         eval_tokens, eval_mask = _check_tokens("eval_tokens", eval_tokens, eval_mask, model)
-    end_step = steps if end_step is None else end_step
-    if not (steps >= 1 and batch_size >= 1 and log_every >= 1 and 0 <= start_step <= end_step):
-        raise ValueError(
-            f"train_sft: need steps >= 1, batch_size >= 1, log_every >= 1 and "
-            f"0 <= start_step <= end_step, got steps={steps}, batch_size={batch_size}, "
-            f"log_every={log_every}, start_step={start_step}, end_step={end_step}"
-        )
-    rng = as_rng(rng)
-    warmup = min(steps // 10, 100) if warmup is None else warmup
-    schedule = CosineSchedule(lr, total_steps=steps, warmup_steps=warmup, min_lr=lr * min_lr_ratio)
-    opt = optimizer or AdamW(param_groups(model, weight_decay), lr=lr, betas=(0.9, 0.95))
-
-    def step_fn(step: int) -> dict[str, float]:
-        schedule.apply(opt, step)
-        rows = rng.integers(0, len(tokens), size=batch_size)
-        loss = _batch_loss(model, tokens[rows], mask[rows])
-        [grad_norm] = optimizer_step(loss, [(opt, model)], grad_clip)
-        return dict(loss=loss.item(), lr=opt.lr, grad_norm=grad_norm)
+    rng = get_rng(rng)
+    lr, warmup = config.learning_rate, config.warmup_steps
+    warmup = min(config.steps // 10, 100) if warmup is None else warmup
+    schedule = CosineSchedule(lr, config.steps, warmup, min_lr=lr * config.min_lr_ratio)
+    optimizer = AdamW(param_groups(model, config.weight_decay), lr=lr, betas=(0.9, 0.95))
 
     def eval_fn(done: int) -> dict[str, float]:
         return {"eval_loss": evaluate_loss(model, eval_tokens, eval_mask)}
 
-    with training_mode(True, model):
-        return run_loop(
-            "train_sft", step_fn, steps=end_step, start=start_step, desc="sft",
-            postfix=("loss", "lr"), log_every=log_every,
+    with (
+        training_mode(True, model),
+        Run(
+            "sft",
+            config,
+            rng=rng,
+            saved={"model": model, "optimizer": optimizer},
             eval_fn=None if eval_tokens is None else eval_fn,
-            eval_every=eval_every or max(1, steps // 10), eval_at_update=True,
+            eval_after_update=True,
+            checkpoint_path=checkpoint_path,
+            resume=resume,
             progress=progress,
-        )  # fmt: skip
+            postfix=("loss", "lr"),
+        ) as run,  # fmt: skip
+    ):
+        for step in run.steps():
+            schedule.apply(optimizer, step)
+            rows = rng.integers(0, len(tokens), size=config.batch_size)  # (B,)
+            run.log(
+                step, sft_step(model, optimizer, tokens[rows], mask[rows], config.max_grad_norm)
+            )
+    return run.history

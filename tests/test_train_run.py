@@ -1,4 +1,4 @@
-"""The shared loop machinery: `run_loop` and `optimizer_step` on a one-parameter model."""
+"""The runner every loop iterates (`Run`) and `optimizer_step`, on a one-parameter model."""
 
 import numpy as np
 import pytest
@@ -7,7 +7,8 @@ from hypothesis import strategies as st
 
 from minialign.nn import Module, Parameter
 from minialign.optim import SGD
-from minialign.train.loop import load_run_state, optimizer_step, run_loop
+from minialign.train import LoopConfig, Run
+from minialign.train.run import load_run_state, optimizer_step
 
 
 class Scalar(Module):
@@ -18,24 +19,26 @@ class Scalar(Module):
         return (self.w * self.w).sum()  # L = w^2, dL/dw = 2w
 
 
-def make_step(model, opt, nan_at=None, interrupt_at=None):
-    def step_fn(step):
-        if step == interrupt_at:
-            raise KeyboardInterrupt
-        loss = model() * (np.nan if step == nan_at else 1.0)
-        [grad_norm] = optimizer_step(loss, [(opt, model)], None)
-        return {"loss": loss.item(), "grad_norm": grad_norm}
-
-    return step_fn
+def toy(config, *, nan_at=None, interrupt_at=None, **run_options):
+    """The shape of every trainer: ``with Run(...) as run: for step in run.steps(): ...``."""
+    model = Scalar()
+    opt = SGD(model.parameters(), lr=0.1)
+    saved = {"m": model, "o": opt}
+    with Run("toy", config, rng=np.random.default_rng(0), saved=saved, progress=False,
+             **run_options) as run:  # fmt: skip
+        for step in run.steps():
+            if step == interrupt_at:
+                raise KeyboardInterrupt
+            loss = model() * (np.nan if step == nan_at else 1.0)
+            [grad_norm] = optimizer_step(loss, [(opt, model)], None)
+            run.log(step, {"loss": loss.item(), "grad_norm": grad_norm})
+    return model, run.history
 
 
 @given(steps=st.integers(1, 12), log_every=st.integers(1, 5), eval_every=st.integers(1, 5))
 def test_logging_and_evaluation_steps(steps, log_every, eval_every):
-    model = Scalar()
-    opt = SGD(model.parameters(), lr=0.1)
-    h = run_loop("toy", make_step(model, opt), steps=steps, log_every=log_every,
-                 eval_fn=lambda k: {"probe": float(k)}, eval_every=eval_every,
-                 progress=False)  # fmt: skip
+    config = LoopConfig(steps=steps, logging_steps=log_every, eval_steps=eval_every)
+    _, h = toy(config, eval_fn=lambda k: {"probe": float(k)})
     logged = [s for s in range(steps) if s % log_every == 0 or s == steps - 1]
     assert list(h.steps("loss")) == logged == list(h.steps("seconds"))
     evals = [0] + [k for k in range(1, steps + 1) if k % eval_every == 0 or k == steps]
@@ -45,50 +48,48 @@ def test_logging_and_evaluation_steps(steps, log_every, eval_every):
     np.testing.assert_allclose(h["loss"], 0.64 ** np.array(logged), rtol=1e-5)
 
 
-def test_eval_at_update_logs_at_the_update_it_follows():
-    model = Scalar()
-    h = run_loop("toy", make_step(model, SGD(model.parameters(), lr=0.1)), steps=6,
-                 eval_fn=lambda k: {"probe": float(k)}, eval_every=3, eval_at_update=True,
-                 progress=False)  # fmt: skip
+def test_eval_steps_none_means_a_tenth_of_the_run():
+    _, h = toy(LoopConfig(steps=30), eval_fn=lambda k: {"probe": float(k)})
+    assert list(h.steps("probe")) == [0, 3, 6, 9, 12, 15, 18, 21, 24, 27, 30]
+
+
+def test_eval_after_update_logs_at_the_update_it_follows():
+    config = LoopConfig(steps=6, eval_steps=3)
+    _, h = toy(config, eval_fn=lambda k: {"probe": float(k)}, eval_after_update=True)
     assert list(h.steps("probe")) == [2, 5] and list(h["probe"]) == [3, 6]
 
 
 def test_errors_name_the_loop_and_the_step():
-    model = Scalar()
-    opt = SGD(model.parameters(), lr=0.1)
     with pytest.raises(FloatingPointError, match=r"^toy: the loss is nan at iteration 2; "):
-        run_loop("toy", make_step(model, opt, nan_at=2), steps=5, unit="iteration",
-                 progress=False)  # fmt: skip
-    with pytest.raises(ValueError, match="checkpoint_every needs a checkpoint_path"):
-        run_loop("toy", make_step(model, opt), steps=5, checkpoint_every=2, progress=False)
-    with pytest.raises(ValueError, match="eval_every"):
-        run_loop("toy", make_step(model, opt), steps=5, eval_every=0, progress=False)
+        toy(LoopConfig(steps=5), nan_at=2, unit="iteration")
+
+
+def test_ctrl_c_ends_the_loop_and_keeps_the_history():
+    model, h = toy(LoopConfig(steps=9), interrupt_at=4)
+    assert h.interrupted and list(h.steps("loss")) == [0, 1, 2, 3]
+    np.testing.assert_allclose(model.w.data, [0.8**4])  # four updates, none half-done
 
 
 def test_resume_continues_steps_and_seconds(tmp_path):
     path = tmp_path / "toy.npz"
-
-    def run(interrupt_at=None, resume=False):
-        model = Scalar()
-        opt = SGD(model.parameters(), lr=0.1)
-        h = run_loop("toy", make_step(model, opt, interrupt_at=interrupt_at), steps=7,
-                     rng=np.random.default_rng(0), modules={"m": model}, optimizers={"o": opt},
-                     checkpoint_path=path, checkpoint_every=3, resume=resume,
-                     progress=False)  # fmt: skip
-        return model, h
-
-    m1, straight = run()
+    config = LoopConfig(steps=7, save_steps=3)
+    m1, straight = toy(config, checkpoint_path=path)
     m = Scalar()
-    step, _, _ = load_run_state(path, modules={"m": m}, optimizers={}, rng=np.random.default_rng())
+    step, _ = load_run_state(path, saved={"m": m}, rng=np.random.default_rng())
     assert step == 7 and np.array_equal(m.w.data, m1.w.data)  # saved at the end too, not just 3, 6
     path.unlink()
-    _, stopped = run(interrupt_at=5)
+    _, stopped = toy(config, interrupt_at=5, checkpoint_path=path)
     assert stopped.interrupted and list(stopped.steps("loss")) == [0, 1, 2, 3, 4]
-    m2, resumed = run(resume=True)  # from the step-3 checkpoint
+    m2, resumed = toy(config, checkpoint_path=path, resume=True)  # from the step-3 checkpoint
     np.testing.assert_array_equal(resumed["loss"], straight["loss"])
     np.testing.assert_array_equal(m1.w.data, m2.w.data)
     assert np.all(np.diff(resumed["seconds"]) >= 0)  # the clock carries over
     np.testing.assert_array_equal(resumed["seconds"][:3], stopped["seconds"][:3])
+
+
+def test_resume_without_a_file_starts_from_scratch(tmp_path):
+    _, h = toy(LoopConfig(steps=3), checkpoint_path=tmp_path / "none.npz", resume=True)
+    assert list(h.steps("loss")) == [0, 1, 2]
 
 
 def test_optimizer_step_clips_each_model_and_returns_norms():
