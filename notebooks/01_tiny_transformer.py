@@ -51,7 +51,7 @@ import minialign.functional as F
 from minialign.nn import GPTConfig, TinyGPT, generate, sequence_logprobs
 from minialign.plots import plot_history
 from minialign.pretrained import load_reference, make_task
-from minialign.train import evaluate_loss, train_sft, unigram_entropy
+from minialign.train import SFTConfig, evaluate_loss, train_sft, unigram_entropy
 
 # Our matrices are tiny (32 wide): one BLAS thread is several times faster than many
 # threads fighting over them, and it makes every sum happen in the same order.
@@ -305,9 +305,7 @@ history = train_sft(
     model,
     corpus.ids,
     corpus.mask,
-    steps=800,
-    batch_size=32,
-    lr=3e-3,
+    SFTConfig(steps=800, batch_size=32, learning_rate=3e-3),
     rng=np.random.default_rng(0),
     eval_tokens=held_out.ids,
     eval_mask=held_out.mask,

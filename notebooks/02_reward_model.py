@@ -52,7 +52,7 @@ from minialign.nn import RewardModel
 from minialign.objectives import bradley_terry_loss, preference_accuracy
 from minialign.plots import plot_history
 from minialign.pretrained import load_reference, make_task
-from minialign.train import bayes_accuracy, reward_fn, train_reward_model
+from minialign.train import RewardConfig, bayes_accuracy, reward_fn, train_reward_model
 
 # Our matrices are tiny: one BLAS thread is several times faster here, and sums in a fixed order.
 threadpool_limits(1, "blas")
@@ -222,10 +222,8 @@ print(f"Bayes accuracy: train {ceiling_by_hand:.3f}, held out {ceiling:.3f}")
 
 # %%
 rm = RewardModel.from_policy(reference, rng=np.random.default_rng(0))
-history = train_reward_model(
-    rm, pairs, eval_pairs=eval_pairs, steps=300, batch_size=32, lr=3e-3,
-    rng=1, eval_every=20, progress=False,
-)  # fmt: skip
+config = RewardConfig(steps=300, batch_size=32, learning_rate=3e-3, eval_steps=20)
+history = train_reward_model(rm, pairs, config, eval_pairs=eval_pairs, rng=1, progress=False)
 for key in ("eval_loss", "eval_accuracy", "eval_true_accuracy"):
     print(f"{key:20s} step 0: {history[key][0]:.3f}   step 300: {history[key][-1]:.3f}")
 assert history["eval_accuracy"][0] < 0.6 < 0.8 < history["eval_accuracy"][-1] <= ceiling + 0.03
@@ -422,10 +420,9 @@ np.testing.assert_allclose(  # the plain loss cannot see an offset
     bradley_terry_loss(chosen, rejected).item(), rtol=1e-12,
 )  # fmt: skip
 rm_c = RewardModel.from_policy(reference, rng=np.random.default_rng(0))
-history_c = train_reward_model(
-    rm_c, pairs, eval_pairs=eval_pairs, steps=300, batch_size=32, lr=3e-3,
-    rng=1, eval_every=300, progress=False, center_coef=0.01,
-)  # fmt: skip
+config_c = RewardConfig(steps=300, batch_size=32, learning_rate=3e-3, eval_steps=300,
+                        center_rewards_coefficient=0.01)  # fmt: skip
+history_c = train_reward_model(rm_c, pairs, config_c, eval_pairs=eval_pairs, rng=1, progress=False)
 rm_c_score = reward_fn(rm_c)(ids, resp)
 for name, s, h in [("c = 0   ", rm_score, history), ("c = 0.01", rm_c_score, history_c)]:
     print(f"{name}: mean score {s.mean():+.3f}, std {s.std():.3f}, "
@@ -456,8 +453,7 @@ assert abs(history_c.last("eval_accuracy") - history.last("eval_accuracy")) < 0.
 # noisy = task.make_preference_pairs(2000, rng, beta_bt=2.0)
 # noisy_eval = task.make_preference_pairs(500, rng, beta_bt=2.0)
 # rm_noisy = RewardModel.from_policy(reference, rng=np.random.default_rng(0))
-# h = train_reward_model(rm_noisy, noisy, eval_pairs=noisy_eval, steps=300, batch_size=32,
-#                        lr=3e-3, rng=1, eval_every=20, progress=False)
+# h = train_reward_model(rm_noisy, noisy, config, eval_pairs=noisy_eval, rng=1, progress=False)
 # print(f"Bayes ceiling {bayes_accuracy(noisy_eval):.3f} (beta_BT = 8: {ceiling:.3f})")
 # print(f"label accuracy {h.last('eval_accuracy'):.3f}")
 # print(f"true-ordering accuracy {h.last('eval_true_accuracy'):.3f} "

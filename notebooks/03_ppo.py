@@ -41,6 +41,7 @@
 
 # %%
 import copy
+import dataclasses
 import inspect
 import warnings
 
@@ -69,13 +70,16 @@ from minialign.objectives import (
 from minialign.plots import plot_history
 from minialign.pretrained import load_reference, make_task
 from minialign.train import (
+    PPOConfig,
+    RewardConfig,
+    Sampling,
     collect_rollout,
     make_eval_fn,
+    ppo_iteration,
     reward_fn,
     train_ppo,
     train_reward_model,
 )
-from minialign.train import ppo as ppo_module
 from minialign.train.rollout import policy_logprobs, truncated_rows
 
 # Our matrices are tiny: one BLAS thread is several times faster here, and sums in a fixed order.
@@ -115,9 +119,8 @@ np.testing.assert_allclose(G[0, 0], by_hand, rtol=1e-12)
 task = make_task("sentiment")
 tok = task.tokenizer
 reference = load_reference("sentiment")
-GEN = dict(
-    max_new_tokens=task.block_size - task.prompt_len, stop_token=tok.end_id, pad_id=tok.pad_id
-)
+sampling = Sampling.for_task(task)  # up to 12 new tokens, END stops, PAD fills the rest
+GEN = dict(max_new_tokens=sampling.max_new_tokens, stop_token=tok.end_id, pad_id=tok.pad_id)
 
 prompts = task.sample_prompts(512, np.random.default_rng(1))
 gen = generate(reference, prompts, **GEN, rng=np.random.default_rng(2))
@@ -558,20 +561,20 @@ assert k1[0, 0] < 0 and rewards_lib[0, 0] > 0  # the "penalty" of row 0's first 
 rng = np.random.default_rng(0)
 pairs = task.make_preference_pairs(2000, rng, beta_bt=8.0)
 rm = RewardModel.from_policy(reference, rng=rng)
-rm_history = train_reward_model(rm, pairs, steps=200, batch_size=64, lr=3e-3, rng=rng,
-                                progress=False)  # fmt: skip
+rm_history = train_reward_model(rm, pairs, RewardConfig(steps=200, batch_size=64, learning_rate=3e-3),
+                                rng=rng, progress=False)  # fmt: skip
 proxy = reward_fn(rm)  # (tokens, response_mask) -> r_phi(x, y), no gradient
 print(f"reward model: training accuracy over the last 20 steps "
       f"{rm_history['accuracy'][-20:].mean():.3f}")  # fmt: skip
 
 policy = copy.deepcopy(reference).train().requires_grad_(True)  # the reference stays frozen
 eval_prompts = task.sample_prompts(128, np.random.default_rng(10))
-eval_fn = make_eval_fn(policy, reference, eval_prompts, task.true_reward, **GEN, seed=11,
+eval_fn = make_eval_fn(policy, reference, eval_prompts, task.true_reward, sampling, seed=11,
                        reward_model=proxy)  # fmt: skip
-history = train_ppo(policy, reference, proxy, task.sample_prompts, **GEN, iterations=40,
-                    batch_size=64, minibatch_size=32, epochs=2, lr=1e-3, beta=0.05,
-                    rng=np.random.default_rng(12), eval_fn=eval_fn, eval_every=4,
-                    progress=False)  # fmt: skip
+config = PPOConfig(steps=40, batch_size=64, num_mini_batches=2, epochs=2, learning_rate=1e-3,
+                   beta=0.05, eval_steps=4)  # fmt: skip
+history = train_ppo(policy, reference, proxy, task.sample_prompts, sampling, config,
+                    rng=np.random.default_rng(12), eval_fn=eval_fn, progress=False)  # fmt: skip
 print(f"true reward {history['eval_true_reward'][0]:+.3f} -> {history.last('eval_true_reward'):+.3f}"
       f", KL to the reference {abs(history['eval_kl'][0]):.3f} -> {history.last('eval_kl'):.3f} nats"
       f", {history.last('seconds'):.1f} s")  # fmt: skip
@@ -610,13 +613,12 @@ assert v_loss.max() > 2 * v_loss[0] and v_loss[-5:].mean() < v_loss[0]  # rises,
 
 # %%
 early = copy.deepcopy(reference).train().requires_grad_(True)
-train_ppo(early, reference, proxy, task.sample_prompts, **GEN, iterations=3, batch_size=64,
-          minibatch_size=32, epochs=2, lr=1e-3, beta=0.05, rng=np.random.default_rng(12),
-          progress=False)  # fmt: skip
+train_ppo(early, reference, proxy, task.sample_prompts, sampling, dataclasses.replace(config, steps=3),
+          rng=np.random.default_rng(12), progress=False)  # fmt: skip
 negative_share = {}
 for name, model in (("after 3 iterations", early), ("after 40 iterations", policy)):
-    ro = collect_rollout(model, reference, task.true_reward, eval_prompts, temperature=1.0,
-                         rng=np.random.default_rng(13), **GEN)  # fmt: skip
+    ro = collect_rollout(model, reference, task.true_reward, eval_prompts, sampling,
+                         np.random.default_rng(13))  # fmt: skip
     k1_tok = (ro.logp_old - ro.logp_ref)[ro.mask]  # per token
     k1_seq = ro.kl  # per response: the sum of its tokens' k1
     negative_share[name] = np.mean(k1_tok < 0)
@@ -632,37 +634,36 @@ assert negative_share["after 3 iterations"] > 0.2 > 0.05 > negative_share["after
 # %% [markdown]
 # ## 9. Implementation details, and where they live
 #
-# The seed's equations leave many choices open. These nine (RLHF_NOTES, after Ziegler et al.,
-# InstructGPT, CleanRL's "37 implementation details" and TRL) change results, and each is a few
-# lines of `minialign/train/ppo.py`:
+# The equations leave many choices open. These nine (docs/implementation_notes.md, PPO 1-9,
+# after Ziegler et al., InstructGPT, CleanRL's "37 implementation details" and TRL) change
+# results, and each is a few lines of `minialign/train/ppo.py`:
 #
 # | # | Detail | Where in `minialign/train/ppo.py` |
 # |---|--------|-----------------------------------|
 # | 1 | Score on the last response token, $-\beta k_1$ on every token | `ppo_targets` → `kl_penalized_rewards` |
 # | 2 | GAE with $V = 0$ after the end; returns $= A + V$ before whitening | `ppo_targets` → `gae_advantages` |
-# | 3 | Whiten advantages over valid tokens (population variance) | `train_ppo.step`: `whiten(advantages, mask)` |
-# | 4 | Clipped value loss $\tfrac12\max((V-R)^2, (\mathrm{clip}(V, V_{\rm old}\pm\epsilon_v)-R)^2)$ | `train_ppo.step`: `value_loss(..., value_clip, m)` |
-# | 5 | Value head initialised to 0; no dropout (eval mode) | `ValueModel.from_policy`; `policy.eval(), value_model.eval()` |
-# | 6 | Log-probs for the loss at the sampling temperature | `policy_logprobs(..., temperature)` |
-# | 7 | Pad token distinct from the end token | `_check`: `stop_token == pad_id` raises |
-# | 8 | Adaptive KL coefficient (Ziegler et al.) | `kl_ctl.update(kl, batch_size)` |
-# | 9 | Several epochs of shuffled minibatches; early stop on a target KL | `rng.permutation`; `target_kl` |
+# | 3 | Whiten advantages over valid tokens (population variance) | `ppo_iteration`: `whiten(advantages, rollout.mask)` |
+# | 4 | Clipped value loss $\tfrac12\max((V-R)^2, (\mathrm{clip}(V, V_{\rm old}\pm\epsilon_v)-R)^2)$ | `ppo_loss`: `value_loss(..., config.cliprange_value, m)` |
+# | 5 | Value head initialised to 0; no dropout (eval mode) | `PPOState.create` → `ValueModel.from_policy`; `training_mode(False, ...)` in `train_ppo` |
+# | 6 | Log-probs for the loss at the sampling temperature | `ppo_loss` → `policy_logprobs(..., config.temperature)` |
+# | 7 | Pad token distinct from the end token | `Sampling` raises if `pad_id == stop_token` |
+# | 8 | Adaptive KL coefficient (Ziegler et al.) | `ppo_iteration`: `state.kl_ctl.update(kl, ...)` |
+# | 9 | Several epochs of shuffled minibatches; early stop on a target KL | `ppo_update`: `rng.permutation`, `config.target_kl` |
 #
-# Line numbers drift as code changes, so this cell finds them in the installed source:
+# One whole iteration is `ppo_iteration`, and it reads in the order of the stages above:
 
 # %%
-source, first_line = inspect.getsourcelines(ppo_module)
-anchors = {
-    1: "kl_penalized_rewards(", 2: "gae_advantages(", 3: "advantages = whiten(",
-    4: "v_loss = value_loss(", 5: "value_model = ValueModel.from_policy(", 6: "logp, scaled_logits = policy_",
-    7: "if stop_token == pad_id", 8: "kl_ctl.update(", 9: "order = rng.permutation(",
-}  # fmt: skip
-code_start = next(
-    i for i, line in enumerate(source) if line.startswith("def ")
-)  # after the docstring
-for item, anchor in anchors.items():
-    i = next(i for i in range(code_start, len(source)) if anchor in source[i])
-    print(f"{item}  ppo.py:{i + first_line:<4} {source[i].strip()}")
+source = inspect.getsource(ppo_iteration)
+print(source)
+for call in (
+    "collect_rollout(",
+    "rollout_values(",
+    "ppo_targets(",
+    "whiten(",
+    "ppo_update(",
+    "kl_ctl.update(",
+):
+    assert call in source, call
 
 # %% [markdown]
 # ## 10. Two things that confuse everyone
@@ -677,7 +678,7 @@ for item, anchor in anchors.items():
 # %%
 fresh = copy.deepcopy(reference).requires_grad_(True)
 ro = collect_rollout(fresh, reference, proxy, task.sample_prompts(32, np.random.default_rng(20)),
-                     temperature=1.0, rng=np.random.default_rng(21), **GEN)  # fmt: skip
+                     sampling, np.random.default_rng(21))  # fmt: skip
 logp, _ = policy_logprobs(fresh, ro.tokens, ro.response_mask, 1.0)
 ratio = probability_ratio(logp, ro.logp_old, ro.mask).data[ro.mask]
 print(f"first minibatch: max |ratio - 1| = {np.abs(ratio - 1).max():.1e}, "
@@ -685,8 +686,9 @@ print(f"first minibatch: max |ratio - 1| = {np.abs(ratio - 1).max():.1e}, "
 assert clip_fraction(logp.data, ro.logp_old, 0.2, ro.mask) == 0.0
 
 one_epoch = train_ppo(copy.deepcopy(reference).requires_grad_(True), reference, proxy,
-                      task.sample_prompts, **GEN, iterations=8, batch_size=32, minibatch_size=32,
-                      epochs=1, rng=np.random.default_rng(22), progress=False)  # fmt: skip
+                      task.sample_prompts, sampling,
+                      PPOConfig(steps=8, batch_size=32, num_mini_batches=1, epochs=1),
+                      rng=np.random.default_rng(22), progress=False)  # fmt: skip
 print("clip fraction per iteration, 1 epoch x 1 minibatch:", one_epoch["clip_fraction"])
 print("clip fraction per iteration, 2 epochs x 2 minibatches (section 8):",
       history["clip_fraction"][:8].round(3))  # fmt: skip
@@ -694,7 +696,7 @@ assert (one_epoch["clip_fraction"] == 0).all()
 
 # %% [markdown]
 # **The value head starts at 0.** `ValueModel.from_policy` copies the reference's trunk but gives
-# the value head zero weights (RLHF_NOTES item 5), so at the first iteration $V \equiv 0$: the
+# the value head zero weights (docs/implementation_notes.md, PPO 5), so at the first iteration $V \equiv 0$: the
 # advantages are just the (penalised) rewards-to-go, and the value loss is $\tfrac12\mathbb{E}[R_t^2]$.
 # Early advantages are therefore as noisy as Monte-Carlo ones: the critic has to learn before
 # GAE's baseline helps.
@@ -719,10 +721,10 @@ print(f"first logged value loss in section 8: {history['value_loss'][0]:.4f}, "
 #
 # ```python
 # strict = copy.deepcopy(reference).train().requires_grad_(True)
-# h = train_ppo(strict, reference, proxy, task.sample_prompts, **GEN, iterations=40,
-#               batch_size=64, minibatch_size=32, epochs=2, lr=1e-3, beta=2.0,
-#               rng=np.random.default_rng(12), progress=False,
-#               eval_fn=make_eval_fn(strict, reference, eval_prompts, task.true_reward, **GEN,
+# h = train_ppo(strict, reference, proxy, task.sample_prompts, sampling,
+#               dataclasses.replace(config, beta=2.0), rng=np.random.default_rng(12),
+#               progress=False,
+#               eval_fn=make_eval_fn(strict, reference, eval_prompts, task.true_reward, sampling,
 #                                    seed=11))
 # for name, hist in (("beta = 0.05 (section 8)", history), ("beta = 2", h)):
 #     print(f"{name}: true reward {hist.last('eval_true_reward'):+.2f}, "

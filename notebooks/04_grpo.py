@@ -63,7 +63,7 @@ from minialign.objectives import (
 from minialign.plots import plot_history
 from minialign.pretrained import load_reference, make_task
 from minialign.tasks import correct_trace, corrupted_trace, hacked_response, score
-from minialign.train import arithmetic_reward_fn, collect_rollout, train_grpo
+from minialign.train import GRPOConfig, Sampling, arithmetic_reward_fn, collect_rollout, train_grpo
 from minialign.train.rollout import policy_logprobs
 
 # Our matrices are tiny: one BLAS thread is several times faster here, and sums in a fixed order.
@@ -74,9 +74,8 @@ np.set_printoptions(precision=4, suppress=True)
 task = make_task("arithmetic")
 tok = task.tokenizer
 reference = load_reference("arithmetic")
-GEN = dict(
-    max_new_tokens=task.block_size - task.prompt_len, stop_token=tok.end_id, pad_id=tok.pad_id
-)
+sampling = Sampling.for_task(task)  # up to 27 new characters, END stops, PAD fills the rest
+GEN = dict(max_new_tokens=sampling.max_new_tokens, stop_token=tok.end_id, pad_id=tok.pad_id)
 
 # %% [markdown]
 # ## 1. Outcome and process rewards
@@ -426,10 +425,11 @@ assert (
 runs = {}
 for lam_ in (1.0, 0.5):
     policy = copy.deepcopy(reference).train().requires_grad_(True)
+    config = GRPOConfig(steps=60, num_generations=8, batch_size=128, learning_rate=3e-4,
+                        loss_type="bnpo")  # fmt: skip
     runs[lam_] = (policy, train_grpo(
-        policy, reference, arithmetic_reward_fn(task, lam_), task.sample_prompts, **GEN,
-        group_size=8, prompts_per_iteration=16, iterations=60, lr=3e-4, aggregation="bnpo",
-        rng=np.random.default_rng(0), progress=False,
+        policy, reference, arithmetic_reward_fn(task, lam_), task.sample_prompts, sampling,
+        config, rng=np.random.default_rng(0), progress=False,
     ))  # fmt: skip
     h = runs[lam_][1]
     print(f"lam = {lam_}: {h.last('seconds'):.1f} s; training-batch accuracy "
@@ -509,7 +509,7 @@ assert np.mean(h["loss"] < 0) > 0.5  # mostly negative: the better answers tend 
 policy = runs[0.5][0]
 ro = collect_rollout(policy, reference, arithmetic_reward_fn(task, 0.5),
                      np.repeat(task.sample_prompts(16, np.random.default_rng(7)), 8, axis=0),
-                     temperature=1.0, rng=np.random.default_rng(8), **GEN)  # fmt: skip
+                     sampling, np.random.default_rng(8))  # fmt: skip
 A_batch = group_advantages(ro.scores.reshape(16, 8)).reshape(-1)  # (128,), groups adjacent
 lengths_b = ro.mask.sum(axis=1)  # |o_i|
 for level, aggregation in (("sequence", "grpo"), ("token", "bnpo")):
@@ -547,8 +547,9 @@ for level, aggregation in (("sequence", "grpo"), ("token", "bnpo")):
 # ```python
 # pairs_policy = copy.deepcopy(reference).train().requires_grad_(True)
 # h2 = train_grpo(pairs_policy, reference, arithmetic_reward_fn(task, 0.5), task.sample_prompts,
-#                 **GEN, group_size=2, prompts_per_iteration=64, iterations=60, lr=3e-4,
-#                 aggregation="bnpo", rng=np.random.default_rng(0), progress=False)
+#                 sampling, GRPOConfig(steps=60, num_generations=2, batch_size=128,
+#                                      learning_rate=3e-4, loss_type="bnpo"),
+#                 rng=np.random.default_rng(0), progress=False)
 # for name, hist, model in (("groups of 2", h2, pairs_policy),
 #                           ("groups of 8", runs[0.5][1], runs[0.5][0])):
 #     zero = hist["frac_zero_std"]

@@ -53,7 +53,7 @@ import minialign as ma
 from minialign.nn import generate
 from minialign.objectives import dpo_delta, dpo_loss, implicit_rewards
 from minialign.pretrained import load_reference, make_task
-from minialign.train import evaluate_policy, reference_logprobs, train_dpo
+from minialign.train import DPOConfig, Sampling, evaluate_policy, reference_logprobs, train_dpo
 
 # Our matrices are tiny: one BLAS thread is several times faster here, and sums in a fixed order.
 threadpool_limits(1, "blas")
@@ -270,26 +270,24 @@ np.testing.assert_allclose(by_hand["margin"], np.mean(delta / tau), rtol=1e-12)
 
 # %%
 eval_prompts = task.sample_prompts(256, np.random.default_rng(1))
-SAMPLING = dict(max_new_tokens=task.block_size - task.prompt_len, stop_token=tok.end_id,
-                pad_id=tok.pad_id)  # fmt: skip
+SAMPLING = Sampling.for_task(task)  # up to 12 new tokens, END stops, PAD fills the rest
 
 
 def evaluator(policy):
     """evaluate_policy with the same prompts and the same sampling seed at every call."""
 
     def eval_fn(step):
-        return evaluate_policy(policy, reference, eval_prompts, task.true_reward,
-                               rng=np.random.default_rng(2), **SAMPLING)  # fmt: skip
+        return evaluate_policy(policy, reference, eval_prompts, task.true_reward, SAMPLING,
+                               rng=np.random.default_rng(2))  # fmt: skip
 
     return eval_fn
 
 
 TAU, STEPS, LR = 1.0, 200, 3e-3
 policy = trainable_copy(reference)
-history = train_dpo(
-    policy, reference, pairs, tau=TAU, steps=STEPS, batch_size=32, lr=LR, rng=3,
-    eval_fn=evaluator(policy), eval_every=20, progress=False,
-)  # fmt: skip
+config = DPOConfig(tau=TAU, steps=STEPS, batch_size=32, learning_rate=LR, eval_steps=20)
+history = train_dpo(policy, reference, pairs, config, rng=3, eval_fn=evaluator(policy),
+                    progress=False)  # fmt: skip
 print(f"loss at step 0: {history['loss'][0]:.4f} (log 2 = {np.log(2):.4f})")
 for key in ("true_reward", "kl", "length"):
     print(f"{key:12s} before {history[key][0]:+.3f}   after {history[key][-1]:+.3f}")
@@ -341,7 +339,7 @@ assert history["rewards_chosen"][late].mean() < 0 < 1 < history["rewards_margin"
 # %%
 show_prompts = eval_prompts[:4]
 for name, model in [("reference", reference), ("DPO", policy)]:
-    gen = generate(model, show_prompts, rng=np.random.default_rng(5), **SAMPLING)
+    gen = generate(model, show_prompts, rng=np.random.default_rng(5), **vars(SAMPLING))
     texts = tok.decode_batch(gen.tokens, gen.response_mask)
     rewards = task.true_reward(gen.tokens, gen.response_mask)
     print(f"{name}:")
@@ -384,10 +382,10 @@ runs, final_delta = {}, {}
 ref_pc, ref_pr = reference_logprobs(reference, perfect)
 for loss_type in ("sigmoid", "ipo"):
     model = trainable_copy(reference)
-    runs[loss_type] = train_dpo(
-        model, reference, perfect, tau=TAU_IPO, loss_type=loss_type, steps=300, batch_size=32,
-        lr=LR, rng=3, eval_fn=evaluator(model), eval_every=300, progress=False,
-    )  # fmt: skip
+    variant = DPOConfig(tau=TAU_IPO, loss_type=loss_type, steps=300, batch_size=32,
+                        learning_rate=LR, eval_steps=300)  # fmt: skip
+    runs[loss_type] = train_dpo(model, reference, perfect, variant, rng=3,
+                                eval_fn=evaluator(model), progress=False)  # fmt: skip
     pc, pr = reference_logprobs(model, perfect)
     final_delta[loss_type] = (pc - ref_pc) - (pr - ref_pr)  # Delta of every pair, (1000,)
     h = runs[loss_type]
@@ -459,10 +457,8 @@ for name, p in [("unbiased", pairs), (f"b = {LENGTH_BIAS}", biased)]:
           f"chosen {words(p.chosen).mean():.2f}, rejected {words(p.rejected).mean():.2f}")  # fmt: skip
 
 policy_biased = trainable_copy(reference)
-history_biased = train_dpo(
-    policy_biased, reference, biased, tau=TAU, steps=STEPS, batch_size=32, lr=LR, rng=3,
-    eval_fn=evaluator(policy_biased), eval_every=20, progress=False,
-)  # fmt: skip
+history_biased = train_dpo(policy_biased, reference, biased, config, rng=3,
+                           eval_fn=evaluator(policy_biased), progress=False)  # fmt: skip
 for key in ("length", "true_reward", "kl"):
     print(f"{key:12s} reference {history[key][0]:+.2f}   DPO on unbiased pairs "
           f"{history[key][-1]:+.2f}   DPO on biased pairs {history_biased[key][-1]:+.2f}")  # fmt: skip
@@ -488,7 +484,7 @@ for ax in (ax_len, ax_r):
 fig.tight_layout()
 
 # %%
-gen = generate(policy_biased, show_prompts, rng=np.random.default_rng(5), **SAMPLING)
+gen = generate(policy_biased, show_prompts, rng=np.random.default_rng(5), **vars(SAMPLING))
 texts = tok.decode_batch(gen.tokens, gen.response_mask)
 print("DPO on length-biased pairs:")
 for prompt, text, r in zip(show_prompts, texts, task.true_reward(gen.tokens, gen.response_mask)):
@@ -515,8 +511,8 @@ for prompt, text, r in zip(show_prompts, texts, task.true_reward(gen.tokens, gen
 # ```python
 # for t in (0.25, 4.0):
 #     model = trainable_copy(reference)
-#     h = train_dpo(model, reference, pairs, tau=t, steps=STEPS, batch_size=32, lr=LR, rng=3,
-#                   eval_fn=evaluator(model), eval_every=STEPS, progress=False)
+#     h = train_dpo(model, reference, pairs, dataclasses.replace(config, tau=t, eval_steps=STEPS),
+#                   rng=3, eval_fn=evaluator(model), progress=False)
 #     print(f"tau = {t}: KL {h.last('kl'):.2f}, true reward {h.last('true_reward'):+.2f}")
 # # at the time of writing: tau = 0.25: KL 0.77, true reward +0.25
 # #                         tau = 4.0:  KL 2.70, true reward +0.72

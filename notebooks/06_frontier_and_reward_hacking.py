@@ -60,6 +60,9 @@ from minialign.objectives import kl_penalized_rewards
 from minialign.plots import plot_frontier
 from minialign.pretrained import load_reference, make_task
 from minialign.train import (
+    PPOConfig,
+    RewardConfig,
+    Sampling,
     best_of_n,
     best_of_n_kl,
     collect_rollout,
@@ -79,8 +82,8 @@ t_start = time.perf_counter()
 task = make_task("sentiment")
 tok = task.tokenizer
 reference = load_reference("sentiment")
-gen_kw = dict(max_new_tokens=task.block_size - task.prompt_len, stop_token=tok.end_id,
-              pad_id=tok.pad_id)  # fmt: skip
+sampling = Sampling.for_task(task)  # up to 12 new tokens, END stops, PAD fills the rest
+gen_kw = vars(sampling)  # the same three settings as keyword arguments of `generate`
 
 # %% [markdown]
 # ## 1. One yardstick: true reward and KL
@@ -108,7 +111,7 @@ logp_ref = sequence_logprobs(reference, gen.tokens, gen.response_mask).total.dat
 kl_by_hand = np.mean(logp_pi - logp_ref)
 true_by_hand = np.mean(task.true_reward(gen.tokens, gen.response_mask))
 
-measured = evaluate_policy(reference, reference, prompts, task.true_reward, **gen_kw,
+measured = evaluate_policy(reference, reference, prompts, task.true_reward, sampling,
                            rng=np.random.default_rng(2))  # fmt: skip
 print(f"by hand:         true reward {true_by_hand:+.4f}, KL {kl_by_hand:+.2e}")
 print(f"evaluate_policy: true reward {measured['true_reward']:+.4f}, KL {measured['kl']:+.2e}")
@@ -240,8 +243,9 @@ rng_data = np.random.default_rng(2)
 rm_pairs = task.make_preference_pairs(300, rng_data, beta_bt=2.0)
 rm_eval_pairs = task.make_preference_pairs(500, rng_data, beta_bt=2.0)
 rm = RewardModel.from_policy(reference, rng=np.random.default_rng(0))
-rm_history = train_reward_model(rm, rm_pairs, eval_pairs=rm_eval_pairs, steps=200,
-                                batch_size=32, lr=3e-3, rng=1, progress=False)  # fmt: skip
+rm_config = RewardConfig(steps=200, batch_size=32, learning_rate=3e-3)
+rm_history = train_reward_model(rm, rm_pairs, rm_config, eval_pairs=rm_eval_pairs, rng=1,
+                                progress=False)  # fmt: skip
 proxy = reward_fn(rm)  # (tokens, response_mask) -> (B,): what PPO will maximise
 print(f"held-out accuracy vs the annotator's labels: {rm_history.last('eval_accuracy'):.3f}")
 print(f"held-out accuracy vs the true ordering:      {rm_history.last('eval_true_accuracy'):.3f}")
@@ -282,7 +286,7 @@ eval_prompts = task.sample_prompts(256, np.random.default_rng(1))
 def run_ppo(beta, iterations=160, eval_every=8):
     """PPO on the flawed proxy; returns (history, {step: weights at that evaluation})."""
     policy = copy.deepcopy(reference).train().requires_grad_(True)
-    base_eval = make_eval_fn(policy, reference, eval_prompts, task.true_reward, **gen_kw,
+    base_eval = make_eval_fn(policy, reference, eval_prompts, task.true_reward, sampling,
                              seed=3, reward_model=proxy)  # fmt: skip
     snapshots = {}
 
@@ -290,10 +294,10 @@ def run_ppo(beta, iterations=160, eval_every=8):
         snapshots[step] = {k: v.copy() for k, v in policy.state_dict().items()}
         return base_eval(step)
 
-    history = train_ppo(policy, reference, proxy, task.sample_prompts, **gen_kw,
-                        iterations=iterations, batch_size=64, minibatch_size=32, lr=5e-4,
-                        beta=beta, eval_fn=eval_fn, eval_every=eval_every,
-                        rng=np.random.default_rng(2), progress=False)  # fmt: skip
+    config = PPOConfig(steps=iterations, batch_size=64, num_mini_batches=2, learning_rate=5e-4,
+                       beta=beta, eval_steps=eval_every)  # fmt: skip
+    history = train_ppo(policy, reference, proxy, task.sample_prompts, sampling, config,
+                        eval_fn=eval_fn, rng=np.random.default_rng(2), progress=False)  # fmt: skip
     return history, snapshots
 
 
@@ -399,8 +403,8 @@ def estimate_j(weights, beta):
     """J(theta) estimated on one rollout: by hand and via kl_penalized_rewards."""
     policy = copy.deepcopy(reference)
     policy.load_state_dict(weights)
-    ro = collect_rollout(policy, reference, proxy, eval_prompts, temperature=1.0, **gen_kw,
-                         rng=np.random.default_rng(4))  # fmt: skip
+    ro = collect_rollout(policy, reference, proxy, eval_prompts, sampling,
+                         np.random.default_rng(4))  # fmt: skip
     k1 = ((ro.logp_old - ro.logp_ref) * ro.mask).sum(axis=1)  # (B,) log pi(y|x) - log pi_ref(y|x)
     by_hand = ro.scores.mean() - beta * k1.mean()
     response = slice(ro.prompt_length - 1, None)  # response columns of the (B, T-1) layout
@@ -520,7 +524,7 @@ print(f"measured: peak at d = {d0[peak]:.2f} (KL {d0[peak] ** 2:.1f}), gain {gai
 t0 = time.perf_counter()
 bon_true, bon_proxy = [], []
 for n in ns:
-    _, res = best_of_n(reference, proxy, eval_prompts, int(n), **gen_kw,
+    _, res = best_of_n(reference, proxy, eval_prompts, int(n), sampling,
                        rng=np.random.default_rng(5), true_reward=task.true_reward)  # fmt: skip
     bon_true.append(res["true_reward"])
     bon_proxy.append(res["proxy_reward"])
