@@ -152,3 +152,118 @@ def save_figure(fig, path) -> None:
     fig.savefig(tmp, dpi=110, bbox_inches="tight")
     os.replace(tmp, path)
     plt.close(fig)
+
+
+def plot_curves(
+    x,
+    curves: Mapping[str, Sequence[float]],
+    ax=None,
+    *,
+    title: str | None = None,
+    xlabel: str | None = None,
+    ylabel: str | None = None,
+    hline: float | None = None,
+    marker: str | None = None,
+):
+    """Draw each ``{label: y}`` of ``curves`` against the shared ``x`` on one axes.
+
+    ``hline`` adds a thin horizontal reference line (e.g. 0); ``marker`` marks the points.
+    A new figure is made if ``ax`` is None. Returns the axes.
+    """
+    import matplotlib.pyplot as plt
+
+    x = np.asarray(x)
+    if not curves:
+        raise ValueError("plot_curves: curves is empty; pass {label: y values}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3.5))
+    for label, y in curves.items():
+        y = np.asarray(y, dtype=float)
+        if y.shape != x.shape:
+            raise ValueError(f"plot_curves: curve {label!r} has shape {y.shape}, x has {x.shape}")
+        ax.plot(x, y, marker=marker, label=label)
+    if hline is not None:
+        ax.axhline(hline, color="gray", lw=0.8)
+    ax.set_xlabel(xlabel or "")
+    ax.set_ylabel(ylabel or "")
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return ax
+
+
+def plot_clipped_surrogate(ratio, advantage: float, epsilon: float, zero_grad=None, ax=None):
+    r"""PPO's clipped objective for one advantage $\hat A$ over a grid of ratios $r$.
+
+    Draws $\min(r\hat A,\ \mathrm{clip}(r, 1-\epsilon, 1+\epsilon)\hat A)$ (the term inside
+    $L^{\rm CLIP}$, maximised), the unclipped $r\hat A$, the edges $1\pm\epsilon$, and shades
+    the ratios where ``zero_grad`` (a bool array over ``ratio``, e.g. measured with
+    autograd) is True. Returns the axes.
+    """
+    import matplotlib.pyplot as plt
+
+    ratio = np.asarray(ratio, dtype=float)
+    surrogate = np.minimum(ratio * advantage, np.clip(ratio, 1 - epsilon, 1 + epsilon) * advantage)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 3.8))
+    ax.plot(ratio, surrogate, color="tab:blue", label=r"$\min(r\hat A,\ \mathrm{clip}(r)\hat A)$")
+    ax.plot(ratio, ratio * advantage, ":", color="gray", label=r"unclipped $r\hat A$")
+    if zero_grad is not None:
+        zero_grad = np.asarray(zero_grad, dtype=bool)
+        if zero_grad.shape != ratio.shape:
+            raise ValueError(
+                f"plot_clipped_surrogate: zero_grad has shape {zero_grad.shape}, "
+                f"ratio has {ratio.shape}"
+            )
+        low, high = surrogate.min() - 0.1, surrogate.max() + 0.1
+        ax.fill_between(
+            ratio, low, high, where=zero_grad, color="tab:red", alpha=0.15, label="gradient = 0"
+        )
+    for edge in (1 - epsilon, 1 + epsilon):
+        ax.axvline(edge, color="gray", lw=0.8, ls="--")
+    ax.set_title(rf"$\hat A = {advantage:+g}$, $\epsilon = {epsilon:g}$")
+    ax.set_xlabel(r"ratio $r_\theta = \pi_\theta / \pi_{\theta_{old}}$")
+    ax.set_ylabel("surrogate objective")
+    ax.legend(fontsize=8, loc="upper left" if advantage > 0 else "lower left")
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def plot_history_grid(runs, panels: Sequence, ncols: int = 2, smooth: int = 1):
+    """A grid of `plot_history` panels, one per ``(keys, title, ylabel)`` in ``panels``.
+
+    ``runs`` is one history (every key in its panel is drawn) or ``{label: history}``
+    (one line per run, labelled, for a single key per panel). Returns the figure.
+    """
+    import matplotlib.pyplot as plt
+
+    if not panels:
+        raise ValueError("plot_history_grid: panels is empty; pass (keys, title, ylabel) tuples")
+    if ncols < 1:
+        raise ValueError(f"plot_history_grid: ncols must be >= 1, got {ncols}")
+    nrows = -(-len(panels) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.5 * ncols, 3.6 * nrows), squeeze=False)
+    several = isinstance(runs, Mapping) and all(hasattr(h, "steps") for h in runs.values())
+    for ax, (keys, title, ylabel) in zip(axes.flat, panels):
+        if not several:
+            plot_history(runs, keys, ax=ax, title=title, ylabel=ylabel, smooth=smooth)
+            continue
+        if not isinstance(keys, str):
+            raise ValueError(
+                f"plot_history_grid: with several runs a panel takes one key, got {keys}"
+            )
+        for label, history in runs.items():
+            steps, values = _series(history, keys)
+            plot_history(
+                {"step": steps, label: values},
+                label,
+                ax=ax,
+                title=title,
+                ylabel=ylabel,
+                smooth=smooth,
+            )
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    return fig
