@@ -260,7 +260,7 @@ assert np.all(np.abs(g.mean(axis=0) - grad_J) < 3 * se)
 # which is what a value model is.)
 
 # %%
-print("E[grad log pi] =", pi @ score + 0.0)
+print(f"E[grad log pi] = sum_y pi(y) (e_y - pi): largest entry {np.abs(pi @ score).max():.1e}")
 np.testing.assert_allclose(pi @ score, 0.0, atol=1e-15)
 b = pi @ r_bandit  # the baseline: the expected reward, what a perfect value model would say
 np.testing.assert_allclose(pi @ ((r_bandit - b)[:, None] * score), grad_J, rtol=1e-12, atol=1e-15)

@@ -431,8 +431,8 @@ for aggregation, w in expected.items():
 #    $\mathrm{KL}(\pi_{\rm ref}\|\pi_\theta)$, not the reverse KL of $J$ (notebook 03, section 9).
 # 3. It is **averaged over each output's tokens**: an output pays $\beta$ times its *mean*
 #    $k_3$ per token, about $\beta\,\mathrm{KL}/|o_i|$ for the whole output, where PPO charges
-#    $\beta$ times the *sum* over the response. At the same $\beta$, GRPO's pull toward the
-#    reference is $|o_i|$ times weaker per response.
+#    $\beta$ times the *sum* over the response. At the same $\beta$ and the same per-token KL,
+#    GRPO's penalty on a response is $|o_i|$ times smaller than PPO's.
 #
 # `grpo_loss(..., beta=, logp_ref=, level="token", aggregation="grpo")` returns
 # $-\mathcal{J}_{\rm GRPO}$. By hand on two outputs of 3 and 6 tokens, then the KL term alone
@@ -481,8 +481,8 @@ np.testing.assert_allclose(grad_kl, expected, rtol=1e-6, atol=1e-12)
 # A token of the 3-token output carries twice the KL weight of a token of the 6-token output,
 # and each output's whole KL term is $\beta$ times a per-token *mean*. So when notebook 06 puts
 # PPO's $\beta$ (a per-response sum of $k_1$, in the reward) and GRPO's $\beta$ (a per-token mean
-# of $k_3$, in the loss) on one chart, the same number is a different knob, and GRPO's is weaker
-# by about the response length. (TRL's GRPO default is now $\beta = 0$, and so is minialign's;
+# of $k_3$, in the loss) on one chart, the same number is a different knob: it penalises a
+# response about $|o_i|$ times less, and pulls toward the other KL. (TRL's GRPO default is now $\beta = 0$, and so is minialign's;
 # the runs of section 10 use it.)
 #
 # ## 8. One GRPO iteration by hand

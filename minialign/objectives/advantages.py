@@ -94,7 +94,7 @@ def discounted_returns(
     docstring, "Truncation or termination").
 
     Notebook: notebooks/03_ppo.ipynb, §1 "The objective $J(\theta)$" and
-    §3 "Returns and advantages".
+    §4 "Returns and advantages".
     """
     fn = "discounted_returns"
     unit_interval(fn, "gamma", gamma)
@@ -117,7 +117,7 @@ def mc_advantages(
     Unbiased but high-variance; equals `gae_advantages` with $\lambda = 1$ (also with
     ``truncated`` / ``bootstrap_values``, which bootstrap the return as in `discounted_returns`).
 
-    Notebook: notebooks/03_ppo.ipynb, §3 "Returns and advantages".
+    Notebook: notebooks/03_ppo.ipynb, §4 "Returns and advantages".
     """
     fn = "mc_advantages"
     r, v, m = _rows(fn, rewards, mask, values)
@@ -154,8 +154,9 @@ def gae_advantages(
     The backward recursion is vectorised over rows (one loop over time, as CleanRL's
     ``ppo.py`` and TRL's ``PPOTrainer`` do). TRL knobs: ``PPOConfig.gamma``, ``lam``.
 
-    Notebook: notebooks/03_ppo.ipynb, §4 "Generalised advantage estimation" (and its
-    "Truncation or termination?" part).
+    Notebook: notebooks/03_ppo.ipynb, §5 "Generalised advantage estimation" (and its
+    "Truncation or termination?" part), §10 "One PPO iteration by hand" and §13 "Exercises"
+    (GAE for a padded batch).
     """
     fn = "gae_advantages"
     unit_interval(fn, "gamma", gamma)
@@ -185,8 +186,8 @@ def whiten(x, mask=None, shift_mean: bool = True, ddof: int = 0, eps: float = 1e
     ``ddof=1`` is TRL's ``masked_whiten`` (unbiased). ``shift_mean=False`` adds
     $\bar x$ back (TRL does this for rewards). Padded positions are 0 in the output.
 
-    Notebook: notebooks/03_ppo.ipynb, §4 "Generalised advantage estimation" (its
-    whitening paragraph) and §9 "Implementation details, and where they live".
+    Notebook: notebooks/03_ppo.ipynb, §5 "Generalised advantage estimation" (its
+    whitening paragraph) and §10 "One PPO iteration by hand".
     """
     fn = "whiten"
     shape = raw(x).shape

@@ -70,8 +70,8 @@ def group_advantages(
     $\sigma$ of equal rewards can come out as 1e-17 and turn rounding noise into $A = \pm 1$.
     A group of size 1 has no baseline: ValueError.
 
-    Notebook: notebooks/04_grpo.ipynb, §2 "Group-relative advantages" and
-    §3 "When every reward in a group is equal".
+    Notebook: notebooks/04_grpo.ipynb, §2 "Group-relative advantages",
+    §3 "When every reward in a group is equal" and §12 "Exercises" (implement it).
     """
     fn = "group_advantages"
     r = array_arg(fn, "rewards", rewards)
@@ -151,7 +151,9 @@ def grpo_loss(
     GSPO's length-normalised ratio, ours is the seed's plain product).
 
     Notebook: notebooks/04_grpo.ipynb, §4 "The ratio and the GRPO objective",
-    §5 "Sequence-level and token-level ratios" and §6 "The length bias of the loss aggregation".
+    §5 "Sequence-level and token-level ratios", §6 "The length bias of the loss aggregation",
+    §7 "DeepSeekMath's KL term: β·k3 in the loss, averaged per token" and
+    §8 "One GRPO iteration by hand".
     """
     fn = "grpo_loss"
     non_negative(fn, "epsilon", epsilon)

@@ -55,8 +55,9 @@ def kl_penalty(logp, logp_ref, estimator: str = "k1", mask=None, max_log_ratio: 
     ``max_log_ratio`` caps $\log\rho$ inside the exponential of k3 so it cannot overflow
     (no gradient beyond the cap; OpenRLHF clamps the log-ratio at $\pm 10$).
 
-    Notebook: notebooks/03_ppo.ipynb, §7 "The KL-penalised reward" (the paragraph
-    on estimating the KL from samples).
+    Notebook: notebooks/03_ppo.ipynb, §8 "The KL-penalised reward" (the paragraph
+    on estimating the KL from samples) and §9 "KL estimators as losses: which KL each one
+    regularises" (the expected gradients, measured).
     """
     fn = "kl_penalty"
     one_of(fn, "estimator", estimator, ("k1", "k2", "k3"))
@@ -99,7 +100,8 @@ def categorical_kl(logits_p, logits_q):
     A logit of $-\infty$ is a response of probability 0: $0 \log 0 = 0$, and the KL is
     $+\infty$ where $q_k = 0 < p_k$.
 
-    Notebook: notebooks/07_tabular_exact.ipynb, §2 "Exact KL on a categorical policy".
+    Notebook: notebooks/07_tabular_exact.ipynb, §2 "Exact KL on a categorical policy";
+    notebooks/03_ppo.ipynb, §9 "KL estimators as losses: which KL each one regularises".
     """
     fn = "categorical_kl"
     same_shape(fn, logits_p=logits_p, logits_q=logits_q)
@@ -123,7 +125,8 @@ def kl_penalized_rewards(score, logp, logp_ref, beta: float, mask=None, estimato
     are (B, T), right-padded. This turns the seed's $J(\theta)$ (maximised) into a sum of
     per-token rewards for `gae_advantages`. TRL knob: ``PPOConfig.kl_coef`` = ``beta``.
 
-    Notebook: notebooks/03_ppo.ipynb, §7 "The KL-penalised reward".
+    Notebook: notebooks/03_ppo.ipynb, §8 "The KL-penalised reward" and §10 "One PPO
+    iteration by hand".
     """
     fn = "kl_penalized_rewards"
     non_negative(fn, "beta", beta)
@@ -149,7 +152,7 @@ class AdaptiveKLController:
 
     TRL knobs: ``init_kl_coef``, ``target``, ``horizon`` (``adap_kl_ctrl=True`` in older TRL).
 
-    Notebook: notebooks/03_ppo.ipynb, §9 "Implementation details, and where they live"
+    Notebook: notebooks/03_ppo.ipynb, §12 "Implementation details, and where they live"
     (one row of its table, not stepped through).
     """
 
@@ -183,7 +186,7 @@ def kl_regularized_objective(logits, ref_logits, rewards, beta: float):
     `kl_regularized_optimum`.
 
     Notebook: notebooks/07_tabular_exact.ipynb, §3 "The KL-regularised objective";
-    notebooks/03_ppo.ipynb, §7 "The KL-penalised reward".
+    notebooks/03_ppo.ipynb, §8 "The KL-penalised reward".
     """
     fn = "kl_regularized_objective"
     non_negative(fn, "beta", beta)
@@ -200,7 +203,8 @@ def kl_regularized_optimum(ref_logits, rewards, beta: float) -> tuple[np.ndarray
     Returns ``(probs, value)`` with ``value`` $= \beta \log Z = \max J$, per prompt. A
     ``ref_logits`` entry of $-\infty$ is a response the reference never gives ($\pi^* = 0$).
 
-    Notebook: notebooks/07_tabular_exact.ipynb, §4 "The KL-regularised optimum".
+    Notebook: notebooks/07_tabular_exact.ipynb, §4 "The KL-regularised optimum";
+    notebooks/03_ppo.ipynb, §9 "KL estimators as losses: which KL each one regularises".
     """
     fn = "kl_regularized_optimum"
     positive(fn, "beta", beta)

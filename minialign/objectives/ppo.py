@@ -35,7 +35,8 @@ def probability_ratio(logp_new, logp_old, mask=None, max_log_ratio: float = 20.0
     beyond the clamp the gradient is 0, where PPO's clip would block it anyway for $\hat A>0$.
     Padded positions give ratio 1.
 
-    Notebook: notebooks/03_ppo.ipynb, §5 "The probability ratio".
+    Notebook: notebooks/03_ppo.ipynb, §3 "The policy gradient, derived on a bandit" (why
+    the ratio appears) and §6 "The probability ratio".
     """
     fn = "probability_ratio"
     m = mask_arg(fn, mask, same_shape(fn, logp_new=logp_new, logp_old=logp_old))
@@ -65,7 +66,8 @@ def ppo_clip_loss(logp_new, logp_old, advantages, epsilon: float, mask=None):
     ratio is 1 and the loss is $-\mathbb{E}[\hat A]$.
     TRL knob: ``PPOConfig.cliprange`` = ``epsilon``.
 
-    Notebook: notebooks/03_ppo.ipynb, §6 "The clipped objective".
+    Notebook: notebooks/03_ppo.ipynb, §7 "The clipped objective", §10 "One PPO iteration
+    by hand" and §13 "Exercises" (find the bug).
     """
     fn = "ppo_clip_loss"
     non_negative(fn, "epsilon", epsilon)
@@ -88,8 +90,8 @@ def value_loss(values, old_values, returns, clip: float | None = None, mask=None
     plain $\tfrac12(V-R)^2$). Masked mean over valid tokens. TRL knobs:
     ``PPOConfig.cliprange_value``, ``vf_coef`` (the weight the trainer puts on this loss).
 
-    Notebook: notebooks/03_ppo.ipynb, §9 "Implementation details, and where they live"
-    (one row of its table) and §10 "Two things that confuse everyone" (the critic starts at 0).
+    Notebook: notebooks/03_ppo.ipynb, §10 "One PPO iteration by hand" (computed by hand
+    and checked against this function; the critic starts at 0).
     """
     fn = "value_loss"
     m = mask_arg(fn, mask, same_shape(fn, values=values, old_values=old_values, returns=returns))
