@@ -924,8 +924,9 @@ for name, mine, lib, start in (("policy", policy, state.policy, reference),
 # %% [markdown]
 # Bitwise equal, not just close: the same operations in the same order on the same float32
 # numbers give the same bits, and one BLAS thread fixes the order of every sum. So those ~50
-# lines *are* PPO's iteration; `ppo_iteration` only adds logging, an optional early stop on a
-# target KL and the adaptive $\beta$ (both off here).
+# lines *are* PPO's iteration; `ppo_iteration` only adds logging and options that are off here
+# (an entropy bonus, an early stop on a target KL, the adaptive $\beta$, bootstrapped
+# truncation).
 #
 # Three things the log above shows, each of which puzzles people the first time:
 #
