@@ -77,7 +77,7 @@ class DPOConfig(LoopConfig):
         0.0, "ε, probability that a label is flipped (cDPO, robust)", min=0, max=0.5
     )
     steps: int = knob(200, "optimiser steps, one batch of pairs each", min=1)
-    batch_size: int = knob(32, "pairs per step, drawn with replacement", min=1)
+    batch_size: int = knob(32, "pairs per step, drawn with replacement", min=1, max=65536)
     learning_rate: float = knob(
         1e-3, "AdamW peak learning rate (linear warm-up, then linear decay to 0)", gt=0
     )

@@ -81,9 +81,12 @@ class GRPOConfig(LoopConfig):
         64,
         "outputs sampled per iteration: prompts × num_generations (TRL: generation_batch_size)",
         min=2,
+        max=65536,
     )
-    num_generations: int = knob(8, "N, outputs per prompt: the group", min=2)
-    epochs: int = knob(1, "μ, gradient steps on each rollout (TRL: num_iterations)", min=1)
+    num_generations: int = knob(8, "N, outputs per prompt: the group", min=2, max=4096)
+    epochs: int = knob(
+        1, "μ, gradient steps on each rollout (TRL: num_iterations)", min=1, max=10_000
+    )
     learning_rate: float = knob(1e-3, "AdamW learning rate, constant", gt=0)
     epsilon: float = knob(0.2, "ε, clip range of the ratio", min=0)
     beta: float = knob(0.0, "β, coefficient of the per-token k3 KL term in the loss", min=0)

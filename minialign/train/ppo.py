@@ -100,12 +100,14 @@ class PPOConfig(LoopConfig):
     """Every setting of `train_ppo` (TRL's ``PPOConfig`` names where TRL has the knob)."""
 
     steps: int = knob(40, "PPO iterations, each one rollout then `epochs` passes of updates", min=1)
-    batch_size: int = knob(32, "responses sampled per iteration (the rollout batch)", min=1)
+    batch_size: int = knob(
+        32, "responses sampled per iteration (the rollout batch)", min=1, max=65536
+    )
     num_mini_batches: int = knob(
-        2, "minibatches per pass over the rollout, one optimiser step each", min=1
+        2, "minibatches per pass over the rollout, one optimiser step each", min=1, max=65536
     )
     epochs: int = knob(
-        2, "passes over each rollout, reshuffled each time (TRL: num_ppo_epochs)", min=1
+        2, "passes over each rollout, reshuffled each time (TRL: num_ppo_epochs)", min=1, max=10_000
     )
     learning_rate: float = knob(1e-3, "AdamW learning rate of the policy, constant", gt=0)
     value_learning_rate: float | None = knob(
