@@ -25,7 +25,7 @@
 # the two agree. Then one whole PPO iteration is written out by hand and checked bitwise against
 # the library's, before a full run on the sentiment task.
 #
-# Runtime: about 15 seconds on a laptop CPU (2 cores), fully seeded.
+# Runtime: about 10 seconds on a quiet laptop CPU (2 cores), fully seeded.
 #
 # 1. The objective $J(\theta)$
 # 2. Rollouts: sampling responses and their log-probabilities
