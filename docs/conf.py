@@ -73,6 +73,10 @@ html_theme_options = {
     "footer_end": ["sphinx-version"],
     "header_links_before_dropdown": 8,
 }
-html_sidebars = {"index": [], "changelog": []}
+html_sidebars = {
+    "*": [],
+    "notebooks/*": ["sidebar-nav-bs"],
+    "api/*": ["sidebar-nav-bs"],
+}  # top-level pages: full width
 html_last_updated_fmt = None
 html_context = {"default_mode": "light"}

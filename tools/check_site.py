@@ -36,7 +36,11 @@ ROOT = Path(__file__).resolve().parents[1]
 # (screenshot name, path in the site, what must be on the screen first)
 PAGES = [
     ("front", "index.html", None),
-    ("dpo_loss", "api/objectives.html#minialign.objectives.dpo_loss", "#minialign\\.objectives\\.dpo_loss"),
+    (
+        "dpo_loss",
+        "api/objectives.html#minialign.objectives.dpo_loss",
+        "#minialign\\.objectives\\.dpo_loss",
+    ),
     ("notebook_03", "notebooks/03_ppo.html", None),
     ("equations", "equations.html", None),
 ]

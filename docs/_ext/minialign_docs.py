@@ -24,7 +24,6 @@ import re
 import shutil
 from pathlib import Path
 
-from docutils.nodes import make_id
 from sphinx.util import logging
 
 logger = logging.getLogger(__name__)
@@ -32,35 +31,25 @@ logger = logging.getLogger(__name__)
 DOCS = Path(__file__).resolve().parents[1]
 ROOT = DOCS.parent
 
-# (page, title, module, what the page says first). Names are documented where users
-# import them from; a module listed here with ``imported`` documents its re-exports.
+# (page, title, module, a sentence before the module's docstring). Each public name is
+# documented once, on the page of the module users import it from.
 API_PAGES = [
     ("minialign", "minialign: Tensor and ops", "minialign",
      "``import minialign as ma``: the `Tensor`, its operations, seeding and grad modes."),
-    ("functional", "minialign.functional", "minialign.functional",
-     "``import minialign.functional as F``: fused ops with hand-derived backward passes."),
-    ("gradcheck", "minialign.gradcheck", "minialign.gradcheck",
-     "Autograd against central differences in float64."),
-    ("nn", "minialign.nn", "minialign.nn",
-     "Modules, the tiny GPT, reward and value heads, sampling and sequence log-probs."),
-    ("optim", "minialign.optim", "minialign.optim",
-     "SGD, AdamW, gradient clipping and learning-rate schedules."),
-    ("objectives", "minialign.objectives", "minialign.objectives",
-     "The equations as pure functions; the [equation sheet](../equations.md) maps each one."),
-    ("tasks", "minialign.tasks", "minialign.tasks",
-     "Toy worlds with a known true reward."),
-    ("tokenizer", "minialign.tokenizer", "minialign.tokenizer",
-     "Tokenizers and the shared sequence layout."),
+    ("functional", "minialign.functional", "minialign.functional", ""),
+    ("gradcheck", "minialign.gradcheck", "minialign.gradcheck", ""),
+    ("nn", "minialign.nn", "minialign.nn", ""),
+    ("optim", "minialign.optim", "minialign.optim", ""),
+    ("objectives", "minialign.objectives", "minialign.objectives", ""),
+    ("tasks", "minialign.tasks", "minialign.tasks", ""),
+    ("tokenizer", "minialign.tokenizer", "minialign.tokenizer", ""),
     ("train", "minialign.train", "minialign.train",
-     "The training loops; their options are mapped to TRL's in the [TRL map](../trl.md)."),
-    ("pretrained", "minialign.pretrained", "minialign.pretrained",
-     "The shipped reference models."),
-    ("checkpoint", "minialign.checkpoint", "minialign.checkpoint",
-     "Checkpoints without pickle, and atomic writes."),
-    ("plots", "minialign.plots", "minialign.plots", "Matplotlib figures of a training history."),
-    ("perf", "minialign.perf", "minialign.perf", "Speed settings."),
+     "Every option of these loops is mapped to TRL's config fields in the [TRL map](../trl.md)."),
+    ("pretrained", "minialign.pretrained", "minialign.pretrained", ""),
+    ("checkpoint", "minialign.checkpoint", "minialign.checkpoint", ""),
+    ("plots", "minialign.plots", "minialign.plots", ""),
+    ("perf", "minialign.perf", "minialign.perf", ""),
 ]  # fmt: skip
-
 
 
 # ---------------------------------------------------------------------------------------
@@ -193,6 +182,7 @@ def notebook_links(text: str, page_prefix: str) -> str:
 NOTE_REF = r"(?:sign|kl|ppo|grpo|dpo|mask)-\d+"
 NOTES = re.compile(rf"\b(notes?\s+)({NOTE_REF}(?:(?:,\s*|\s+and\s+|\s+to\s+){NOTE_REF})*)")
 EQUATION = re.compile(r"\beq\.\s+(\d+)\b")
+DOC_PAGE = re.compile(r"(?<![`/\w])docs/(equations|implementation_notes|trl|notebooks)\.md\b")
 
 
 def doc_links(text: str, page_prefix: str) -> str:
@@ -208,7 +198,10 @@ def doc_links(text: str, page_prefix: str) -> str:
         return m.group(1) + ids
 
     text = NOTES.sub(notes, text)
-    return EQUATION.sub(lambda m: f"`eq. {m.group(1)} <{page_prefix}equations.html#eq-{m.group(1)}>`__", text)
+    text = DOC_PAGE.sub(lambda m: f"`{m.group(0)} <{page_prefix}{m.group(1)}.html>`__", text)
+    return EQUATION.sub(
+        lambda m: f"`eq. {m.group(1)} <{page_prefix}equations.html#eq-{m.group(1)}>`__", text
+    )
 
 
 def docstring_to_rst(lines: list[str], where: str, page_prefix: str = "../") -> list[str]:
@@ -230,7 +223,9 @@ def docstring_to_rst(lines: list[str], where: str, page_prefix: str = "../") -> 
             i += 1
     text = "\n".join(out)
     text = notebook_links(text, page_prefix)
-    text = "\n".join(line if "\x00" in line else doc_links(line, page_prefix) for line in text.split("\n"))
+    text = "\n".join(
+        line if "\x00" in line else doc_links(line, page_prefix) for line in text.split("\n")
+    )
     text = display_math(text)
     # inline math may span the lines of a paragraph (not a blank line, not a table row)
     chunks = []
@@ -296,8 +291,9 @@ def api_page(title: str, module: str, intro: str) -> str:
         else:
             entries.append(f".. autodata:: {module}.{name}\n   :no-value:\n")
     body = "\n".join(entries)
+    intro = f"{intro}\n\n" if intro else ""
     return (
-        f"# {title}\n\n{intro}\n\n```{{eval-rst}}\n.. automodule:: {module}\n\n"
+        f"# {title}\n\n{intro}```{{eval-rst}}\n.. automodule:: {module}\n\n"
         f".. currentmodule:: {module}\n\n{body}```\n"
     )
 
@@ -306,7 +302,9 @@ def write_api_pages(app) -> None:
     """docs/api/*.md from API_PAGES (rewritten only when their text changes)."""
     folder = DOCS / "api"
     folder.mkdir(exist_ok=True)
-    pages = {f"{name}.md": api_page(title, module, intro) for name, title, module, intro in API_PAGES}
+    pages = {
+        f"{name}.md": api_page(title, module, intro) for name, title, module, intro in API_PAGES
+    }
     toc = "\n".join(name.removesuffix(".md") for name in pages)
     pages["index.md"] = (
         "# API reference\n\nEvery public name, from its docstring: the equation it computes "
