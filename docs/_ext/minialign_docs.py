@@ -278,24 +278,36 @@ def public_names(module_name: str) -> list[str]:
     return names
 
 
+def _entry(module: str, name: str, value) -> str:
+    if inspect.isclass(value):
+        return f".. autoclass:: {module}.{name}\n   :members:\n"
+    if callable(value):
+        return f".. autofunction:: {module}.{name}\n"
+    return f".. autodata:: {module}.{name}\n   :no-value:\n"
+
+
 def api_page(title: str, module: str, intro: str) -> str:
-    """One page: the module's docstring, then an entry per public name, in the order
-    of ``__all__`` (or of the module's namespace)."""
-    entries = []
+    """One page: the module's docstring, then an entry per public name in the order of
+    ``__all__`` (or of the namespace). A package's names are grouped by the module that
+    defines them, each group under that module's own docstring (where the explanations
+    of a whole file live, e.g. the position table of the PPO loop)."""
+    mod = importlib.import_module(module)
+    groups: dict[str, list[str]] = {}
     for name in public_names(module):
-        value = getattr(importlib.import_module(module), name)
-        if inspect.isclass(value):
-            entries.append(f".. autoclass:: {module}.{name}\n   :members:\n")
-        elif callable(value):
-            entries.append(f".. autofunction:: {module}.{name}\n")
-        else:
-            entries.append(f".. autodata:: {module}.{name}\n   :no-value:\n")
-    body = "\n".join(entries)
+        value = getattr(mod, name)
+        home = getattr(value, "__module__", module) if hasattr(mod, "__path__") else module
+        groups.setdefault(home if home.startswith(module) else module, []).append(name)
     intro = f"{intro}\n\n" if intro else ""
-    return (
-        f"# {title}\n\n{intro}```{{eval-rst}}\n.. automodule:: {module}\n\n"
-        f".. currentmodule:: {module}\n\n{body}```\n"
-    )
+    parts = [f"# {title}\n\n{intro}```{{eval-rst}}\n.. automodule:: {module}\n```\n"]
+    for home, names in groups.items():
+        entries = "\n".join(_entry(module, n, getattr(mod, n)) for n in names)
+        header = ""
+        if home != module:
+            header = (
+                f"## `{home}`\n\n```{{eval-rst}}\n.. automodule:: {home}\n   :no-index:\n```\n\n"
+            )
+        parts.append(f"{header}```{{eval-rst}}\n.. currentmodule:: {module}\n\n{entries}```\n")
+    return "\n".join(parts)
 
 
 def write_api_pages(app) -> None:

@@ -1,5 +1,7 @@
 """TinyGPT: a GPT-2-shaped decoder small enough to train in seconds on a CPU.
 
+::
+
     idx (B, T) ──wte──┐
                       + ── Block × n_layer ── LayerNorm ── h (B, T, C) ── h Wᵀ_te ── logits (B, T, V)
     positions ──wpe───┘                                     └── ValueHead / RewardHead
