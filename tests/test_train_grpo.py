@@ -215,7 +215,7 @@ def test_bad_arguments(sentiment):
 def test_advantage_scaling_options_reach_the_update(sentiment):
     """``std_ddof``/``std_eps`` (TRL's Bessel sigma and epsilon) and ``scale_rewards=False``
     (Dr. GRPO) change the advantages, so they change the trained policy; the default is the
-    seed's population sigma."""
+    population sigma of the equation sheet (eq. 7)."""
     final = {}
     for name, options in {
         "seed": {},
