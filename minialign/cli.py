@@ -203,8 +203,9 @@ def _add_train_parsers(sub) -> None:
                               help="optimise a reward model trained on --pairs (the proxy) "
                               "or the task's true reward")  # fmt: skip
         if name == "grpo":
-            task.add_argument("--process-weight", type=_fraction, default=0.5, metavar="X",
-                              help="arithmetic only: 1 - λ, the weight of the process reward")  # fmt: skip
+            task.add_argument("--process-weight", type=_fraction, default=None, metavar="X",
+                              help="arithmetic only: 1 - λ, the weight of the process reward "
+                              "(default: 0.5)")  # fmt: skip
         if name == "dpo":
             p.add_argument("--beta", type=_positive, default=None, metavar="FLOAT",
                            help="TRL's name for 1/τ; sets --tau to 1/beta (give one of the two)")  # fmt: skip
@@ -288,7 +289,7 @@ def _train(args) -> RunDir:
         if hasattr(args, "tau"):
             args.parser.error("give --tau or --beta (= 1/tau), not both")
         overrides["tau"] = 1.0 / args.beta
-    if args.method == "grpo" and args.task == "sentiment" and args.process_weight != 0.5:
+    if args.method == "grpo" and args.task == "sentiment" and args.process_weight is not None:
         args.parser.error("--process-weight applies to --task arithmetic only")
     if args.resume and args.out is None and args.name is None:
         args.parser.error("--resume needs the run's --out or --name")

@@ -5,7 +5,8 @@ Each run writes into its `minialign.rundir.RunDir`: ``run.json`` (status), ``con
 `minialign.checkpoint.load`), ``history.json`` (every logged metric), ``result.json``
 (the final measurement against the reference, the demo's yardstick), ``curves.png`` and
 ``run_state.npz`` (what ``--resume`` continues from, bit for bit). A run stopped by Ctrl-C
-keeps its model and history so far, with ``"interrupted": true``.
+keeps its model, history and curves so far, has no ``result.json``, and its ``run.json``
+says ``"interrupted"``.
 """
 
 from __future__ import annotations
@@ -49,23 +50,20 @@ def train_command(args, config, run: RunDir) -> dict:
                    resume=args.resume)  # fmt: skip
     result: dict = {"method": args.method, "task": args.task, "seed": args.seed}
     with single_thread_blas():
+        train = {"sft": _sft, "rm": _reward_model}.get(args.method, _policy)
+        model, history = train(task, args, config, options)
+        run.written.add("run_state.npz")
+        run.save_model("model.npz", model, method=args.method, task=args.task)
+        run.write_json("history.json", history.as_dict())
+        draw_history(run.path, run)
+        finished(history)  # Ctrl-C: the files above are kept, the run is marked interrupted
         if args.method == "sft":
-            model, history = _sft(task, args, config, options)
             result["final_loss"] = history.last("loss")
         elif args.method == "rm":
-            model, history = _reward_model(task, args, config, options)
             result["eval_accuracy"] = history.last("eval_accuracy")
         else:
-            model, history = _policy(task, args, config, options)
-            if not history.interrupted:
-                result.update(_measure(task, args, model))
-    result["interrupted"] = history.interrupted
-    run.written.add("run_state.npz")
-    run.save_model("model.npz", model, method=args.method, task=args.task)
-    run.write_json("history.json", history.as_dict())
+            result.update(_measure(task, args, model))
     run.write_json("result.json", result)
-    draw_history(run.path, run)
-    finished(history)  # Ctrl-C: the files above are kept, the run is marked interrupted
     return result
 
 
@@ -94,7 +92,8 @@ def _policy(task, args, config, options):
     if args.method == "dpo":
         return model, train_dpo(model, reference, _pairs(task, args, rng), config, **options)
     if args.method == "grpo" and args.task == "arithmetic":
-        reward = arithmetic_reward_fn(task, lam=1.0 - args.process_weight)
+        weight = 0.5 if args.process_weight is None else args.process_weight
+        reward = arithmetic_reward_fn(task, lam=1.0 - weight)
     elif args.method == "ppo" and args.reward == "rm":
         rm = RewardModel.from_policy(reference, rng=rng)
         finished(train_reward_model(rm, _pairs(task, args, rng), RewardConfig(steps=300), rng=rng,

@@ -1042,7 +1042,7 @@ assert negative_share["after 3 iterations"] > 0.2 > 0.05 > negative_share["after
 # | 6 | Log-probs for the loss at the sampling temperature | temperature 1 | `ppo_loss` → `policy_logprobs(..., config.temperature)` |
 # | 7 | Pad token distinct from the end token | `GEN` | `Sampling` raises if `pad_id == stop_token` |
 # | 8 | Adaptive KL coefficient (Ziegler et al.) | off | `ppo_iteration`: `state.kl_ctl.update(kl, ...)` |
-# | 9 | Several epochs of shuffled minibatches; early stop on a target KL | stage 4 | `ppo_update`: `rng.permutation`, `config.target_kl` |
+# | 9 | Several epochs of shuffled minibatches; early stop on a target KL | stage 4 | `ppo_update`: `rng.permutation`; `approx_kl` against `config.target_kl` |
 #
 # `ppo_iteration` calls them as `collect_rollout` → `rollout_values` → `ppo_targets` → `whiten`
 # → `ppo_update` (→ `ppo_loss`), the stages of section 10 in the same order.
