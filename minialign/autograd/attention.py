@@ -30,6 +30,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from . import ops
 from .engine import Tensor, as_tensor, make_result
 
 __all__ = ["causal_attention", "causal_self_attention", "causal_attention_reference"]
@@ -148,14 +149,17 @@ def causal_self_attention(qkv, n_head: int) -> Tensor:
 
 
 def causal_attention_reference(q, k, v) -> Tensor:
-    """The same attention composed from plain ops (several graph nodes), for tests and teaching."""
-    from . import ops
-    from .functional import softmax
+    """The same attention composed from plain ops (several graph nodes), for tests and teaching.
 
+    The softmax is spelled out too, $P = e^{S - m} / \\sum_j e^{S_j - m}$ with $m$ the row
+    maximum (a constant shift, which leaves $P$ unchanged and keeps every exponent <= 0).
+    """
     q, k, v = as_tensor(q), as_tensor(k), as_tensor(v)
     _check(q, k, v)
     T_q, T_k, hs = q.shape[-2], k.shape[-2], q.shape[-1]
     scores = (q @ ops.swapaxes(k, -1, -2)) * (1.0 / np.sqrt(hs))  # (..., T_q, T_k)
     future = np.isinf(_causal_bias(T_q, T_k, np.dtype(np.float64)))  # (T_q, T_k)
-    weights = softmax(ops.masked_fill(scores, future, -np.inf), axis=-1)
+    scores = ops.masked_fill(scores, future, -np.inf)
+    e = ops.exp(scores - scores.data.max(axis=-1, keepdims=True))  # 0 where masked
+    weights = e / e.sum(axis=-1, keepdims=True)  # (..., T_q, T_k), rows sum to 1
     return weights @ v  # (..., T_q, hs)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .attention import causal_attention, causal_self_attention
-from .engine import Tensor, as_tensor, get_rng, make_result
+from .engine import Tensor, as_tensor, data_of, get_rng, make_result
 from .linear import linear
 from .ops import exp, log, maximum, minimum, relu, sqrt, tanh, where
 from .token_logprobs import token_logprobs
@@ -136,7 +136,7 @@ def cross_entropy(logits, targets, mask=None) -> Tensor:
     ``ma.detect_anomaly()`` names the op that made the NaN.
     """
     logits = as_tensor(logits)
-    targets = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
+    targets = np.asarray(data_of(targets))
     V = logits.shape[-1]
     if targets.shape != logits.shape[:-1]:
         raise ValueError(
@@ -151,7 +151,7 @@ def cross_entropy(logits, targets, mask=None) -> Tensor:
     weights = (
         np.ones(targets.shape, logits.dtype)
         if mask is None
-        else np.asarray(mask.data if isinstance(mask, Tensor) else mask, dtype=logits.dtype)
+        else np.asarray(data_of(mask), dtype=logits.dtype)
     )
     if weights.shape != targets.shape:
         raise ValueError(
@@ -271,7 +271,7 @@ def embedding(weight, indices) -> Tensor:
     appears twice gets both contributions (``np.add.at``).
     """
     weight = as_tensor(weight)
-    indices = np.asarray(indices.data if isinstance(indices, Tensor) else indices)
+    indices = np.asarray(data_of(indices))
     if not np.issubdtype(indices.dtype, np.integer):
         raise TypeError(f"embedding: indices must be integers, got dtype {indices.dtype}")
     V = weight.shape[0]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .engine import Tensor, as_tensor, make_result
+from .engine import Tensor, as_tensor, data_of, make_result
 
 
 def reshape(a, *shape) -> Tensor:
@@ -100,7 +100,7 @@ def getitem(a, index) -> Tensor:
     if isinstance(index, Tensor):
         index = index.data
     elif isinstance(index, tuple):
-        index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+        index = tuple(data_of(i) for i in index)
     out = a.data[index]
     basic = _is_basic_index(index)
 
@@ -121,7 +121,7 @@ def take_along_axis(a, indices, axis) -> Tensor:
     The backward scatters with ``np.add.at``, so a repeated index accumulates.
     """
     a = as_tensor(a)
-    indices = np.asarray(indices.data if isinstance(indices, Tensor) else indices)
+    indices = np.asarray(data_of(indices))
     if not np.issubdtype(indices.dtype, np.integer):
         raise TypeError(f"take_along_axis: indices must be integers, got dtype {indices.dtype}")
     out = np.take_along_axis(a.data, indices, axis=axis)

@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 
 from .. import functional as F
-from ..autograd import Tensor, get_rng, is_grad_enabled
+from ..autograd import Tensor, data_of, get_rng, is_grad_enabled
 from .layers import Block, Embedding, LayerNorm
 from .module import Module
 
@@ -113,7 +113,7 @@ class TinyGPT(Module):
     def __init__(self, config: GPTConfig, rng: np.random.Generator | int | None = None):
         if not isinstance(config, GPTConfig):
             raise ValueError(f"TinyGPT: config must be a GPTConfig, got {type(config).__name__}")
-        rng = np.random.default_rng(rng) if isinstance(rng, (int, np.integer)) else get_rng(rng)
+        rng = get_rng(rng)
         self.config = config
         C, proj_std = config.n_embd, 0.02 / np.sqrt(2 * config.n_layer)
         self.wte = Embedding(config.vocab_size, C, rng=rng)
@@ -157,7 +157,7 @@ class TinyGPT(Module):
         return h @ self.wte.weight.T  # (B, T, V): the tied LM head
 
     def _check_idx(self, idx) -> np.ndarray:
-        idx = np.asarray(idx.data if isinstance(idx, Tensor) else idx)
+        idx = np.asarray(data_of(idx))
         if idx.ndim != 2 or not np.issubdtype(idx.dtype, np.integer):
             raise ValueError(
                 f"TinyGPT: idx must be a 2-D integer array (B, T), got shape {idx.shape} "

@@ -7,6 +7,7 @@ A `Module` finds its parameters by walking its attributes: a `Parameter`, anothe
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Iterator
 
@@ -125,3 +126,17 @@ class Module:
             p.data = p.data.astype(dtype)
             p.grad = None
         return self
+
+
+@contextlib.contextmanager
+def training_mode(training: bool, *modules: Module):
+    """Put ``modules`` in training (True) or evaluation (False) mode for a block, then
+    give each back the mode it had: ``with training_mode(False, policy): ...``."""
+    was_training = [m.training for m in modules]
+    for m in modules:
+        m.train(training)
+    try:
+        yield
+    finally:
+        for m, mode in zip(modules, was_training):
+            m.train(mode)
