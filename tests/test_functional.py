@@ -295,3 +295,22 @@ def test_cross_entropy_of_nan_logits_is_nan_not_an_error():
     assert np.isnan(F.cross_entropy(logits, np.array([0, 1])).item())
     with ma.detect_anomaly(), pytest.raises(FloatingPointError, match="cross_entropy"):
         F.cross_entropy(logits, np.array([0, 1]))
+
+
+@given(
+    st.integers(1, 12),
+    st.integers(1, 6),
+    st.sampled_from([np.float32, np.float64]),
+    st.data(),
+)
+def test_embedding_scatter_is_np_add_at_bit_for_bit(V, D, dtype, data):
+    """The embedding's backward sums each token's rows in the order np.add.at does."""
+    from minialign.autograd.functional import _scatter_add_rows
+
+    ids = data.draw(hnp.arrays(np.int64, st.integers(0, 60), elements=st.integers(0, V - 1)))
+    values = st.floats(-1e6, 1e6, width=32) | st.sampled_from([0.0, -0.0, 1e-30, -1e-30])
+    rows = data.draw(hnp.arrays(dtype, (len(ids), D), elements=values))
+    expected = np.zeros((V, D), dtype)
+    np.add.at(expected, ids, rows)
+    got = _scatter_add_rows((V, D), ids, rows)
+    assert got.dtype == dtype and got.tobytes() == expected.tobytes()

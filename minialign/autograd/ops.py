@@ -48,6 +48,8 @@ def _pair(a, b):
 
 
 def _check_broadcast(sa, sb, what="shapes"):
+    if sa == sb or not sa or not sb:  # equal shapes and 0-d always broadcast (the fast path)
+        return
     try:
         np.broadcast_shapes(sa, sb)
     except ValueError:

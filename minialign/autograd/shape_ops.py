@@ -29,16 +29,14 @@ def transpose(a, *axes) -> Tensor:
     a = as_tensor(a)
     axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
     axes = tuple(ax % a.ndim for ax in axes) if axes else tuple(reversed(range(a.ndim)))
-    inverse = tuple(np.argsort(axes))
-    return make_result(
-        np.transpose(a.data, axes), (a,), lambda g: (np.transpose(g, inverse),), "transpose"
-    )
+    inverse = tuple(sorted(range(len(axes)), key=axes.__getitem__))  # where each axis went
+    return make_result(a.data.transpose(axes), (a,), lambda g: (g.transpose(inverse),), "transpose")
 
 
 def swapaxes(a, axis1, axis2) -> Tensor:
     a = as_tensor(a)
-    out = np.swapaxes(a.data, axis1, axis2)
-    return make_result(out, (a,), lambda g: (np.swapaxes(g, axis1, axis2),), "swapaxes")
+    out = a.data.swapaxes(axis1, axis2)
+    return make_result(out, (a,), lambda g: (g.swapaxes(axis1, axis2),), "swapaxes")
 
 
 def broadcast_to(a, shape) -> Tensor:

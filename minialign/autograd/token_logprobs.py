@@ -34,7 +34,7 @@ def token_logprobs(logits, targets, temperature: float = 1.0) -> Tensor:
             f"token_logprobs: targets shape {targets.shape} must equal logits shape "
             f"{logits.shape} without its last axis"
         )
-    if not np.issubdtype(targets.dtype, np.integer):
+    if targets.dtype.kind not in "iu":
         raise TypeError(f"token_logprobs: targets must be integers, got dtype {targets.dtype}")
     V = logits.shape[-1]
     if targets.size and (targets.min() < 0 or targets.max() >= V):

@@ -95,12 +95,11 @@ class KVCache:
         self.values = [np.zeros(shape, dtype) for _ in range(config.n_layer)]
         self.length = 0
 
-    def append(self, layer: int, k: np.ndarray, v: np.ndarray) -> tuple[Tensor, Tensor]:
-        """Store ``k``, ``v`` (B, nh, T, hs) after the past; return all of them (B, nh, L+T, hs)."""
-        end = self.length + k.shape[2]
-        self.keys[layer][:, :, self.length : end] = k
-        self.values[layer][:, :, self.length : end] = v
-        return Tensor(self.keys[layer][:, :, :end]), Tensor(self.values[layer][:, :, :end])
+    def layer(self, i: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """Layer ``i``'s key and value buffers and the number of positions they hold, in the
+        form `F.causal_self_attention` takes (it writes the new positions; `TinyGPT`
+        advances ``length`` once every layer has)."""
+        return self.keys[i], self.values[i], self.length
 
 
 class TinyGPT(Module):
@@ -158,7 +157,7 @@ class TinyGPT(Module):
 
     def _check_idx(self, idx) -> np.ndarray:
         idx = np.asarray(data_of(idx))
-        if idx.ndim != 2 or not np.issubdtype(idx.dtype, np.integer):
+        if idx.ndim != 2 or idx.dtype.kind not in "iu":
             raise ValueError(
                 f"TinyGPT: idx must be a 2-D integer array (B, T), got shape {idx.shape} "
                 f"and dtype {idx.dtype}"
