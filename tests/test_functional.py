@@ -122,6 +122,17 @@ def test_gelu_equals_composite_tanh_formula(args):
     _same_value_and_grad(F.gelu, gelu_composite, [x], G)
 
 
+@given(x_and_G(), st.sampled_from([np.float32, np.float64]))
+def test_gelu_without_a_graph_gives_the_same_bits(args, dtype):
+    """Under no_grad gelu reuses its tanh buffer for the output; the values must not move."""
+    x = args[0].astype(dtype)
+    with_graph = F.gelu(ma.tensor(x, requires_grad=True)).data
+    with ma.no_grad():
+        without = F.gelu(ma.tensor(x, requires_grad=True)).data
+    assert with_graph.tobytes() == without.tobytes()
+    assert F.gelu(x).data.tobytes() == with_graph.tobytes()  # a constant input: no graph
+
+
 @given(cross_entropy_inputs(), floats())
 def test_cross_entropy_equals_composite(inputs, g):
     (logits,), params = inputs

@@ -75,7 +75,8 @@ def _forward(q: np.ndarray, k: np.ndarray, v: np.ndarray):
     scale = q.dtype.type(1.0 / np.sqrt(hs))  # a dtype scalar: no float64 upcast of float32
     Pt = k @ np.swapaxes(q, -1, -2)  # (..., T_k, T_q) = S^T before scaling
     Pt *= scale
-    Pt += _causal_bias(T_q, T_k, q.dtype).T  # -inf where key j is in query i's future
+    if T_q > 1:  # one query (sampling with a cache) sees every key: nothing to mask
+        Pt += _causal_bias(T_q, T_k, q.dtype).T  # -inf where key j is in query i's future
     Pt -= Pt.max(axis=-2, keepdims=True)  # column max is finite: key 0 is never masked
     np.exp(Pt, out=Pt)
     Pt /= Pt.sum(axis=-2, keepdims=True)  # each column (one query) sums to 1

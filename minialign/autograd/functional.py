@@ -16,7 +16,7 @@ from functools import lru_cache
 import numpy as np
 
 from .attention import causal_attention, causal_self_attention
-from .engine import Tensor, as_tensor, data_of, get_rng, make_result
+from .engine import Tensor, as_tensor, data_of, get_rng, is_grad_enabled, make_result
 from .linear import linear
 from .ops import exp, log, maximum, minimum, relu, sqrt, tanh, where
 from .token_logprobs import token_logprobs
@@ -196,7 +196,9 @@ def gelu(x) -> Tensor:
     t *= xd
     t *= c  # u = c x (1 + 0.044715 x^2)
     np.tanh(t, out=t)  # t = tanh u
-    y = t + 1
+    # Without a backward to feed, t is not needed again: y overwrites it (one array of
+    # x's size less at the peak of a large no_grad forward, e.g. scoring many samples).
+    y = t + 1 if is_grad_enabled() and x.requires_grad else np.add(t, 1, out=t)
     y *= xd
     y *= 0.5
 
