@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .engine import Tensor, as_tensor, make_result
+from .engine import Tensor, as_tensor, data_of, make_result
 
 
 def reshape(a, *shape) -> Tensor:
@@ -31,17 +31,15 @@ def transpose(a, *axes) -> Tensor:
     a = as_tensor(a)
     axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
     axes = tuple(ax % a.ndim for ax in axes) if axes else tuple(reversed(range(a.ndim)))
-    inverse = tuple(np.argsort(axes))
-    return make_result(
-        np.transpose(a.data, axes), (a,), lambda g: (np.transpose(g, inverse),), "transpose"
-    )
+    inverse = tuple(sorted(range(len(axes)), key=axes.__getitem__))  # where each axis went
+    return make_result(a.data.transpose(axes), (a,), lambda g: (g.transpose(inverse),), "transpose")
 
 
 def swapaxes(a, axis1, axis2) -> Tensor:
     """Like ``np.swapaxes``: exchange two axes."""
     a = as_tensor(a)
-    out = np.swapaxes(a.data, axis1, axis2)
-    return make_result(out, (a,), lambda g: (np.swapaxes(g, axis1, axis2),), "swapaxes")
+    out = a.data.swapaxes(axis1, axis2)
+    return make_result(out, (a,), lambda g: (g.swapaxes(axis1, axis2),), "swapaxes")
 
 
 def broadcast_to(a, shape) -> Tensor:
@@ -105,7 +103,7 @@ def getitem(a, index) -> Tensor:
     if isinstance(index, Tensor):
         index = index.data
     elif isinstance(index, tuple):
-        index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+        index = tuple(data_of(i) for i in index)
     out = a.data[index]
     basic = _is_basic_index(index)
 
@@ -126,7 +124,7 @@ def take_along_axis(a, indices, axis) -> Tensor:
     The backward scatters with ``np.add.at``, so a repeated index accumulates.
     """
     a = as_tensor(a)
-    indices = np.asarray(indices.data if isinstance(indices, Tensor) else indices)
+    indices = np.asarray(data_of(indices))
     if not np.issubdtype(indices.dtype, np.integer):
         raise TypeError(f"take_along_axis: indices must be integers, got dtype {indices.dtype}")
     out = np.take_along_axis(a.data, indices, axis=axis)

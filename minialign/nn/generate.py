@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..autograd import get_rng, no_grad
+from .module import training_mode
 
 
 @dataclass
@@ -101,29 +102,24 @@ def generate(
     logprobs = np.zeros((B, T_total - 1), dtype=model.wte.weight.dtype)
     done = np.zeros(B, dtype=bool)
 
-    was_training = model.training
-    model.eval()  # sampling never uses dropout
-    try:
-        with no_grad():
-            cache = model.new_cache(B) if use_cache else None
-            logits = model(prompt, cache).data[:, -1]  # (B, V)
-            t = T_prompt  # the position being filled
-            while True:
-                logp = _log_softmax(logits * logits.dtype.type(1.0 / temperature))  # (B, V)
-                new = _sample(logp, top_k, rng)  # (B,)
-                live = ~done
-                tokens[live, t] = new[live]
-                mask[live, t] = True
-                logprobs[live, t - 1] = logp[live, new[live]]
-                if stop_token is not None:
-                    done |= live & (new == stop_token)
-                t += 1
-                if t == T_total or done.all():
-                    break
-                if use_cache:
-                    logits = model(tokens[:, t - 1 : t], cache).data[:, -1]  # (B, V)
-                else:
-                    logits = model(tokens[:, :t]).data[:, -1]  # (B, V), the whole prefix again
-    finally:
-        model.train(was_training)
+    with training_mode(False, model), no_grad():  # sampling never uses dropout
+        cache = model.new_cache(B) if use_cache else None
+        logits = model(prompt, cache).data[:, -1]  # (B, V)
+        t = T_prompt  # the position being filled
+        while True:
+            logp = _log_softmax(logits * logits.dtype.type(1.0 / temperature))  # (B, V)
+            new = _sample(logp, top_k, rng)  # (B,)
+            live = ~done
+            tokens[live, t] = new[live]
+            mask[live, t] = True
+            logprobs[live, t - 1] = logp[live, new[live]]
+            if stop_token is not None:
+                done |= live & (new == stop_token)
+            t += 1
+            if t == T_total or done.all():
+                break
+            if use_cache:
+                logits = model(tokens[:, t - 1 : t], cache).data[:, -1]  # (B, V)
+            else:
+                logits = model(tokens[:, :t]).data[:, -1]  # (B, V), the whole prefix again
     return Generation(tokens[:, :t], mask[:, :t], logprobs[:, : t - 1], T_prompt)

@@ -49,6 +49,6 @@ class RewardHead(_ScalarHead):
     """$r_t = h_t^\\top w + b$ with small random $w$ (std ``std``, default $1/\\sqrt{C+1}$)."""
 
     def __init__(self, n_embd: int, *, rng=None, std: float | None = None):
-        rng = np.random.default_rng(rng) if isinstance(rng, (int, np.integer)) else get_rng(rng)
+        rng = get_rng(rng)
         std = 1.0 / np.sqrt(n_embd + 1) if std is None else std
         super().__init__(n_embd, rng.normal(0.0, std, size=n_embd))

@@ -24,7 +24,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import functional as F
-from ..autograd import Tensor
+from ..autograd import Tensor, data_of
 
 
 class SequenceLogprobs(NamedTuple):
@@ -41,8 +41,8 @@ def sequence_logprobs(model, tokens, response_mask, temperature: float = 1.0) ->
     response tokens (including a stop token), 0 at the prompt and at padding.
     Both outputs are Tensors in the model's dtype that carry gradient to its parameters.
     """
-    tokens = np.asarray(tokens.data if isinstance(tokens, Tensor) else tokens)
-    mask = np.asarray(response_mask.data if isinstance(response_mask, Tensor) else response_mask)
+    tokens = np.asarray(data_of(tokens))
+    mask = np.asarray(data_of(response_mask))
     if tokens.ndim != 2 or tokens.shape[1] < 2 or not np.issubdtype(tokens.dtype, np.integer):
         raise ValueError(
             f"sequence_logprobs: tokens must be integers of shape (B, T) with T >= 2, got "

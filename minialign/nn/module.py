@@ -130,7 +130,8 @@ class Module:
 
 @contextlib.contextmanager
 def training_mode(training: bool, *modules: Module):
-    """Put ``modules`` in train (True) or eval (False) mode for the block, then restore each."""
+    """Put ``modules`` in training (True) or evaluation (False) mode for a block, then
+    give each back the mode it had: ``with training_mode(False, policy): ...``."""
     was_training = [m.training for m in modules]
     for m in modules:
         m.train(training)

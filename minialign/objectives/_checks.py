@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd.engine import Tensor, as_tensor
+from ..autograd.engine import Tensor, as_tensor, data_of
 
 
 def raw(x) -> np.ndarray:
-    return np.asarray(x.data if isinstance(x, Tensor) else x)
+    return np.asarray(data_of(x))
 
 
 def mask_arg(fn: str, mask, shape: tuple[int, ...]) -> np.ndarray:
