@@ -48,6 +48,8 @@ class CheckReport:
     ``passed``      True if every property held
     ``properties``  {property name: passed}, in the order they ran
     ``failures``    a `Failure` (with its shrunk counterexample) per failing property
+    ``seconds``     how long the check took (not part of ``str(report)``, which is the same
+                    on every run)
     """
 
     name: str
@@ -73,8 +75,7 @@ class CheckReport:
 
     def __str__(self) -> str:
         head = f"check {self.name} ({self.framework}) on {self.function}: {self.summary()}"
-        lines = [head, f"  ({self.seconds:.1f} s)"] if self.seconds else [head]
-        lines += [f"  note: {n}" for n in self.notes]
+        lines = [head] + [f"  note: {n}" for n in self.notes]
         lines.append("")
         lines += [f"  {'ok  ' if ok else 'FAIL'}  {name}" for name, ok in self.properties.items()]
         for failure in self.failures:

@@ -69,24 +69,32 @@ def _group_cases(draw, ctx, with_options=True, groups=None):
 def _equal_groups(ctx, case):
     r = case["rewards"]
     equal = r.max(axis=-1) == r.min(axis=-1)
+    got = _advantages(ctx, case)
+    ctx.close(np.where(equal[:, None], got, 0.0), 0.0 * r, "A of an all-equal group", atol=1e-6)
+
+
+def _sigma_eps(ctx, r):
+    """σ (ddof of the conventions) per group, and the ε added to it."""
+    eps = 1e-8 if ctx.options.eps is None else ctx.options.eps
+    return r.std(axis=-1, ddof=ctx.options.ddof, keepdims=True), eps
+
+
+def _advantages(ctx, case):
     got = np.asarray(ctx.run(case).value)
-    if got.shape != r.shape:
-        raise Mismatch(f"advantages: expected shape {r.shape}, got shape {got.shape}")
-    ctx.close(
-        np.where(equal[:, None], got, 0.0), np.zeros_like(r), "A of an all-equal group", atol=1e-6
-    )
+    if got.shape != case["rewards"].shape:
+        raise Mismatch(f"advantages: expected shape {case['rewards'].shape}, got shape {got.shape}")
+    return got
 
 
 def _moments(ctx, case):
     r = case["rewards"]
     varied = r.max(axis=-1) > r.min(axis=-1) + 0.05
-    got = np.asarray(ctx.run(case).value)
-    if got.shape != r.shape:
-        raise Mismatch(f"advantages: expected shape {r.shape}, got shape {got.shape}")
+    got = _advantages(ctx, case)[varied]
+    sigma, eps = _sigma_eps(ctx, r[varied])
     ddof = ctx.options.ddof
-    ctx.close(got[varied].mean(axis=-1), np.zeros(varied.sum()), "group mean of A", atol=1e-6)
-    ctx.close(got[varied].std(axis=-1, ddof=ddof), np.ones(varied.sum()),
-              f"group std of A (ddof={ddof})", rtol=1e-5)  # fmt: skip
+    ctx.close(got.mean(axis=-1), np.zeros(varied.sum()), "group mean of A", atol=1e-6)
+    ctx.close(got.std(axis=-1, ddof=ddof), (sigma / (sigma + eps))[:, 0],
+              f"group std of A (ddof={ddof})")  # fmt: skip
 
 
 @st.composite
@@ -95,27 +103,35 @@ def _affine(draw, ctx):
 
 
 def _affine_test(ctx, drawn):
+    """A(a r + b) = A(r) · a(σ + ε)/(aσ + ε): exactly A(r) when ε = 0."""
     case, a, b = drawn
     r = case["rewards"]
-    first = ctx.run(case)
-    second = ctx.run(case.replace(rewards=a * r + b), f"rewards -> {a:g} r + {b:g}")
-    varied = r.max(axis=-1) > r.min(axis=-1) + 0.05  # σ well above ε
-    pick = (lambda v: np.asarray(v)[varied]) if np.shape(first.value) == r.shape else np.asarray
-    ctx.close(pick(second.value), pick(first.value), "advantages", rtol=1e-5, atol=1e-7)
+    first = _advantages(ctx, case)
+    second = np.asarray(
+        ctx.run(case.replace(rewards=a * r + b), f"rewards -> {a:g} r + {b:g}").value
+    )
+    varied = r.max(axis=-1) > r.min(axis=-1) + 0.05
+    sigma, eps = _sigma_eps(ctx, r)
+    expected = np.where(varied[:, None], first * a * (sigma + eps) / (a * sigma + eps), 0.0)
+    got = np.where(varied[:, None], second, 0.0) if second.shape == r.shape else second
+    ctx.close(got, expected, "advantages", rtol=1e-5, atol=1e-7)
 
 
 def _pair(ctx, case):
-    a = 1.0 if ctx.options.ddof == 0 else np.sqrt(0.5)
-    ctx.close(ctx.run(case.replace(rewards=np.array([[0.0, 1.0]]))).value, np.array([[-a, a]]), "A")
+    case = case.replace(rewards=np.array([[0.0, 1.0]]))
+    sigma, eps = _sigma_eps(ctx, case["rewards"])
+    a = 0.5 / (sigma[0, 0] + eps)
+    ctx.close(ctx.run(case).value, np.array([[-a, a]]), "A")
 
 
 def _group(ctx):
     sigma = "population σ" if ctx.options.ddof == 0 else "Bessel σ"
-    pair = f"N = 2, rewards (0, 1): A = (-1, 1) ({sigma})" if ctx.options.ddof == 0 else (
-        f"N = 2, rewards (0, 1): A = (-1/√2, 1/√2) ({sigma})")  # fmt: skip
+    a = "1" if ctx.options.ddof == 0 else "1/√2"
+    pair = f"N = 2, rewards (0, 1): A = ∓0.5/(σ + ε) ≈ ∓{a} ({sigma})"
     return agrees(ctx, _group_cases(ctx), "group_advantages") + [
         Property("a group of equal rewards: A = 0 exactly (not NaN, not ±1)", _group_cases(ctx, False), _equal_groups),
-        Property(f"every group: mean(A) = 0, std(A) = 1 ({sigma})", _group_cases(ctx, False), _moments),
+        Property(f"every group: mean(A) = 0, std(A) = σ/(σ + ε) ≈ 1 ({sigma})",
+                 _group_cases(ctx, False), _moments),
         Property("r -> a r + b (a > 0) changes nothing", _affine(ctx), _affine_test),
         Property(pair, _group_cases(ctx, False, groups=(1, 2)), _pair),
     ]  # fmt: skip
