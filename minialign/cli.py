@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from .check.cli import add_check_parser, add_exercises_parser
+
 
 def _positive_int(text: str) -> int:
     value = int(text)
@@ -118,11 +120,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     plot = sub.add_parser("plot", help="redraw frontier.png and curves.png of a run directory")
     plot.add_argument("run_dir")
+    add_check_parser(sub)  # minialign check ...
+    add_exercises_parser(sub)  # minialign exercises init ...
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "check_command", None):  # minialign check / exercises
+        return args.check_command(args)
     from .perf import tune_malloc
 
     tune_malloc()  # keep NumPy's temporaries in the process (see minialign.perf)

@@ -50,7 +50,7 @@ def load_function(path, name: str):
         )
         raise LoadError(f"{path.name} has no function {name}{hint}")
     if not callable(fn):
-        raise LoadError(f"{path.name}: {name} is a {type(fn).__name__}, not a function")
+        raise LoadError(f"{path.name}: {name} is of type {type(fn).__name__}, not a function")
     return fn
 
 
@@ -63,7 +63,10 @@ def split_target(target: str) -> tuple[str, str]:
 
 
 def _one_line(exc: BaseException, path: Path) -> str:
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename) == path]
+    home = path.resolve()
+    frames = [
+        f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename).resolve() == home
+    ]
     where = f" (line {frames[-1].lineno})" if frames else ""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}{': ' + text if text else ''}{where}"

@@ -78,7 +78,13 @@ class CheckReport:
         lines = [head] + [f"  note: {n}" for n in self.notes]
         lines.append("")
         lines += [f"  {'ok  ' if ok else 'FAIL'}  {name}" for name, ok in self.properties.items()]
+        shown: dict[tuple, str] = {}
         for failure in self.failures:
+            key = (failure.message, str(failure.inputs))
+            if key in shown:  # e.g. a NotImplementedError: every property fails the same way
+                lines += ["", f"FAIL  {failure.property}", f"  the same failure as {shown[key]!r}"]
+                continue
+            shown[key] = failure.property
             lines += ["", str(failure)]
         return "\n".join(lines)
 
