@@ -67,12 +67,13 @@ class Case:
 def fmt(x, indent: int = 0) -> str:
     """Arrays as short, copyable literals; everything else as its repr."""
     if isinstance(x, np.ndarray):
+        x = x + 0.0 if np.issubdtype(x.dtype, np.floating) else x  # -0. prints as 0.
         text = np.array2string(
             x, precision=8, floatmode="maxprec", separator=", ", max_line_width=96 - indent
         )
         return text.replace("\n", "\n" + " " * indent)
     if isinstance(x, (float, np.floating)):
-        return f"{float(x):.10g}"
+        return f"{float(x) + 0.0:.10g}"
     return repr(x)
 
 

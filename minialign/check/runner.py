@@ -70,7 +70,8 @@ def check(name: str, fn, framework: str = "numpy", **options) -> CheckReport:
 
 def accepted_options(entry: registry.Entry, fn) -> set[str]:
     """The entry's keyword options that ``fn`` takes by name; TypeError if ``fn`` cannot
-    take the positional arguments, or requires more."""
+    take the positional arguments, or requires more (a required ``mask`` is fine: every
+    case passes one to a function that takes it)."""
     if not callable(fn):
         raise TypeError(f"check: expected a function for {entry.name}, got {type(fn).__name__}")
     try:
@@ -90,6 +91,9 @@ def accepted_options(entry: registry.Entry, fn) -> set[str]:
     required = [p.name for p in positional[n:] if p.default is p.empty] + [
         p.name for p in params if p.kind == inspect.Parameter.KEYWORD_ONLY and p.default is p.empty
     ]
+    required = [
+        r for r in required if not (r == "mask" and "mask" in entry.options)
+    ]  # always given
     if required:
         raise TypeError(
             f"{_label(fn)} requires {', '.join(required)} beyond the arguments of {wanted}; "
