@@ -150,3 +150,35 @@ def test_missing_hypothesis_or_torch_is_one_clear_import_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "hypothesis", None)
     with pytest.raises(ImportError, match=r'pip install "minialign\[check\]"'):
         check("dpo_loss", objectives.dpo_loss)
+
+
+def test_the_drawn_inputs_do_not_depend_on_what_else_is_imported(tmp_path):
+    """Hypothesis mixes constants from local modules into its draws; check turns that off."""
+    seen = []
+
+    def recording(r_outcome, r_process, lam):
+        seen.append((r_outcome.tobytes(), r_process.tobytes(), lam))
+        return lam * r_outcome + (1 - lam) * r_process
+
+    check("combined_reward", recording)
+    before, seen[:] = list(seen), []
+    (tmp_path / "lots_of_constants.py").write_text(
+        "VALUES = [0.015625, 2.5, -7.25, 1e-3, 3, 17, 0.1, 0.3, 0.7, 1.75, -2.125]\n"
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import lots_of_constants  # noqa: F401
+
+        check("combined_reward", recording)
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("lots_of_constants", None)
+    assert seen == before
+
+
+def test_a_required_mask_parameter_is_always_given():
+    def ppo(logp_new, logp_old, advantages, epsilon, mask):
+        return objectives.ppo_clip_loss(logp_new, logp_old, advantages, epsilon, mask)
+
+    report = check("ppo_clip_loss", ppo, "minialign", max_examples=10)
+    assert report.passed and "padding never changes a result" in report.properties
