@@ -25,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+from .check.cli import add_check_parser, add_exercises_parser
 from .rundir import RunDir, UsageError, ignore_interrupts
 from .train.config import check_field, describe, field_type
 
@@ -47,7 +48,8 @@ class Parser(argparse.ArgumentParser):
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("formatter_class", _Formatter)
-        super().__init__(*args, allow_abbrev=False, **kwargs)
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -254,6 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument(
         "run_dir", help="a directory written by `minialign demo` or `minialign train`"
     )
+    add_check_parser(sub)  # minialign check ...
+    add_exercises_parser(sub)  # minialign exercises init ...
     return parser
 
 
@@ -356,6 +360,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = args.debug or os.environ.get("MINIALIGN_DEBUG", "") not in ("", "0")
+    if getattr(args, "check_command", None):  # minialign check / exercises: own exit codes
+        return args.check_command(args)
     command = " ".join(filter(None, [args.command, getattr(args, "method", None)]))
     try:
         COMMANDS[args.command](args)
