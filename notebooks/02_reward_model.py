@@ -60,7 +60,7 @@
 # | $\tau$ | sampling temperature (divides the logits) | 01 | `temperature` |
 # | $\tau_i$ | the reasoning trace of output $i$ | 04 | |
 # | $\tau$ | DPO temperature, $=1/\beta$ of the DPO paper | 05, 07 | `tau` |
-# | $\beta$ | KL coefficient of $J(\theta) = \mathbb{E}[r] - \beta\,\mathrm{KL}$ | 03, 06, 07 | `PPOConfig.kl_coef`, `beta` |
+# | $\beta$ | KL coefficient of $J(\theta) = \mathbb{E}[r] - \beta\,\mathrm{KL}$ | 03, 06, 07 | `PPOConfig.beta` (TRL: `kl_coef`), `beta` |
 # | $\beta_{BT}$ | annotator reliability, $P(y_1 \succ y_2) = \sigma(\beta_{BT}(r_1 - r_2))$ | 02, 05, 07 | `beta_bt` |
 # | $\beta$ | DPO's $\beta = 1/\tau$, the KL coefficient DPO optimises implicitly | 05 | TRL's `DPOConfig.beta` |
 # | $\beta$ | GRPO's weight on the $k_3$ KL estimator *in the loss* | 04 | `GRPOConfig.beta` |
