@@ -182,7 +182,8 @@ def kl_regularized_objective(logits, ref_logits, rewards, beta: float):
     This is an objective: hand ``-J`` to a minimiser. Its maximiser is
     `kl_regularized_optimum`.
 
-    Notebook: notebooks/07_tabular_exact.ipynb, §3 "The KL-regularised objective";
+    Notebook: notebooks/05_dpo.ipynb, §1 "The KL-regularised optimum and its partition function";
+    notebooks/07_tabular_exact.ipynb, §3 "The KL-regularised objective";
     notebooks/03_ppo.ipynb, §7 "The KL-penalised reward".
     """
     fn = "kl_regularized_objective"
@@ -200,7 +201,8 @@ def kl_regularized_optimum(ref_logits, rewards, beta: float) -> tuple[np.ndarray
     Returns ``(probs, value)`` with ``value`` $= \beta \log Z = \max J$, per prompt. A
     ``ref_logits`` entry of $-\infty$ is a response the reference never gives ($\pi^* = 0$).
 
-    Notebook: notebooks/07_tabular_exact.ipynb, §4 "The KL-regularised optimum".
+    Notebook: notebooks/05_dpo.ipynb, §1 "The KL-regularised optimum and its partition function"
+    (the derivation); notebooks/07_tabular_exact.ipynb, §4 "The KL-regularised optimum".
     """
     fn = "kl_regularized_optimum"
     positive(fn, "beta", beta)
