@@ -483,9 +483,9 @@ def my_bradley_terry_loss(chosen, rejected, margin=0.0):
 
 # %%
 rng_ex = np.random.default_rng(21)
-cases = [(rng_ex.normal(size=8), rng_ex.normal(size=8), 0.0),
+cases = [(rng_ex.normal(size=8), rng_ex.normal(size=8), np.zeros(8)),
          (rng_ex.normal(0.0, 5.0, size=8), rng_ex.normal(0.0, 5.0, size=8), rng_ex.uniform(0, 2, 8)),
-         (np.array([-1e4, 1e4]), np.array([1e4, -1e4]), 0.0)]  # gaps of -2e4 and +2e4
+         (np.array([-1e4, 1e4]), np.array([1e4, -1e4]), np.zeros(2))]  # gaps of -2e4 and +2e4
 try:
     for c, rj, m in cases:
         np.testing.assert_allclose(my_bradley_terry_loss(c, rj, m),

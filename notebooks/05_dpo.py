@@ -57,7 +57,7 @@
 # | $\pi_\theta$, $\pi_{\rm ref}$ | the policy being trained; the frozen reference it starts from | `policy`, `reference` |
 # | $\log\pi(y\mid x)$ | log-probability of a whole response, **summed** over its tokens | `*_logps` |
 # | $r(x, y)$ | a reward; DPO never sees it, only comparisons it explains | `r` |
-# | $J(\pi)$ | the KL-regularised objective $\mathbb{E}_\pi[r] - \beta\,\mathrm{KL}(\pi\,\|\,\pi_{\rm ref})$ | `kl_regularized_objective` |
+# | $J(\pi)$ | the KL-regularised objective $\mathbb{E}_\pi[r] - \beta\,\mathrm{KL}(\pi \Vert \pi_{\rm ref})$ | `kl_regularized_objective` |
 # | $\beta$ | the KL coefficient of $J$, which is **the DPO paper's $\beta$**, $= 1/\tau$ | `beta` (TRL's `DPOConfig.beta`) |
 # | $\tau$ | the source's DPO temperature, $\tau = 1/\beta$ | `tau`, `DPOConfig.tau` |
 # | $\pi^*$, $Z(x)$ | the maximiser of $J$; its normaliser (partition function) $\sum_y \pi_{\rm ref}(y\mid x)\,e^{r(x,y)/\beta}$ | `kl_regularized_optimum` |
@@ -914,7 +914,7 @@ else:
 #
 # | | Equation |
 # |---|---|
-# | KL-regularised objective | $J(\pi) = \mathbb{E}_\pi[r] - \beta\,\mathrm{KL}(\pi\,\|\,\pi_{\rm ref}) = \beta\log Z(x) - \beta\,\mathrm{KL}(\pi\,\|\,\pi^*)$ |
+# | KL-regularised objective | $J(\pi) = \mathbb{E}_\pi[r] - \beta\,\mathrm{KL}(\pi \Vert \pi_{\rm ref}) = \beta\log Z(x) - \beta\,\mathrm{KL}(\pi \Vert \pi^*)$ |
 # | its optimum | $\pi^*(y\mid x) = \pi_{\rm ref}(y\mid x)\,e^{r(x,y)/\beta}/Z(x)$, $\;Z(x) = \sum_y \pi_{\rm ref}(y\mid x)\,e^{r(x,y)/\beta}$ |
 # | reward from policy | $r(x,y) = \beta\log\frac{\pi^*(y\mid x)}{\pi_{\rm ref}(y\mid x)} + \beta\log Z(x)$ |
 # | margin | $\Delta_\theta = [\log\pi_\theta(y^+) - \log\pi_{\rm ref}(y^+)] - [\log\pi_\theta(y^-) - \log\pi_{\rm ref}(y^-)]$ |

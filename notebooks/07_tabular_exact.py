@@ -47,8 +47,8 @@
 # | $y$, $K$ | one of the $K = 5$ answers to the single prompt | `y`, `K` |
 # | $\theta$, $\pi_\theta$ | free logits; the policy $\mathrm{softmax}(\theta)$ | `theta`, `logits`, `p` |
 # | $\pi_{\rm ref}$, $r(y)$ | the reference policy; the true reward of each answer | `pi_ref`, `r` |
-# | $\mathrm{KL}(p\,\|\,q)$ | $\sum_y p(y)\log\frac{p(y)}{q(y)}$, exact | `categorical_kl`, `kl` |
-# | $J$, $\beta$ | the KL-regularised objective $\mathbb{E}_\pi[r] - \beta\,\mathrm{KL}(\pi\,\|\,\pi_{\rm ref})$ and its KL coefficient | `kl_regularized_objective`, `beta` |
+# | $\mathrm{KL}(p \Vert q)$ | $\sum_y p(y)\log\frac{p(y)}{q(y)}$, exact | `categorical_kl`, `kl` |
+# | $J$, $\beta$ | the KL-regularised objective $\mathbb{E}_\pi[r] - \beta\,\mathrm{KL}(\pi \Vert \pi_{\rm ref})$ and its KL coefficient | `kl_regularized_objective`, `beta` |
 # | $\pi^*_\beta$, $Z$ | the maximiser of $J$ and its normaliser $\sum_y \pi_{\rm ref}(y)\,e^{r(y)/\beta}$ | `pi_star`, `Z` |
 # | $n$, $\pi_n$, $F$ | best-of-$n$, its exact distribution, $F(y) = P_{\rm ref}(r \le r(y))$ | `n`, `pi_n`, `cdf` |
 # | $\tau$ | the source's DPO temperature, the DPO paper's $1/\beta$ | `tau` |
@@ -733,10 +733,10 @@ else:
 #
 # | | Equation |
 # |---|---|
-# | exact KL | $\mathrm{KL}(p\,\|\,q) = \sum_y p(y)\log\frac{p(y)}{q(y)} \ge 0$, not symmetric |
-# | objective and optimum | $J(\pi) = \mathbb{E}_\pi[r] - \beta\,\mathrm{KL}(\pi\,\|\,\pi_{\rm ref})$, $\;\pi^* = \pi_{\rm ref}\,e^{r/\beta}/Z$, $\;\max J = \beta\log Z$ |
-# | KL of the optimum | $\mathrm{KL}(\pi^*\,\|\,\pi_{\rm ref}) = \mathbb{E}_{\pi^*}[r]/\beta - \log Z$ |
-# | best-of-n | $\pi_n(y) = F(y)^n - F(y^-)^n$, $\;\mathrm{KL}(\pi_n\,\|\,\pi_{\rm ref}) \le \log n - \frac{n-1}{n}$, win rate $\le \frac{n}{n+1}$ |
+# | exact KL | $\mathrm{KL}(p \Vert q) = \sum_y p(y)\log\frac{p(y)}{q(y)} \ge 0$, not symmetric |
+# | objective and optimum | $J(\pi) = \mathbb{E}_\pi[r] - \beta\,\mathrm{KL}(\pi \Vert \pi_{\rm ref})$, $\;\pi^* = \pi_{\rm ref}\,e^{r/\beta}/Z$, $\;\max J = \beta\log Z$ |
+# | KL of the optimum | $\mathrm{KL}(\pi^* \Vert \pi_{\rm ref}) = \mathbb{E}_{\pi^*}[r]/\beta - \log Z$ |
+# | best-of-n | $\pi_n(y) = F(y)^n - F(y^-)^n$, $\;\mathrm{KL}(\pi_n \Vert \pi_{\rm ref}) \le \log n - \frac{n-1}{n}$, win rate $\le \frac{n}{n+1}$ |
 # | DPO on Bradley–Terry data | minimiser $\pi_{\rm ref}\,e^{\tau\beta_{BT}\,r}/Z = \pi^*_\beta$ with $\beta = 1/(\tau\beta_{BT})$ |
 # | IPO | $(\Delta_\theta - \tau/2)^2$: a finite minimiser even for deterministic preferences |
 #
