@@ -553,9 +553,10 @@ print("every parameter after the step by hand == after dpo_step == after train_d
 # **Why bitwise, and when only to float32 round-off.** The two computations run the same float32
 # operations in the same order on arrays of the same shapes, with one BLAS thread, so they
 # agree to the last bit. Change a shape and that stops: run the chosen and the rejected
-# responses through the model in two passes of $B$ rows instead of one of $2B$, and the matrix
-# products are summed in different blocks. The log-probs and the gradient then differ in the
-# last float32 bits (float32 carries about 7 significant digits, $\epsilon \approx 1.2\cdot10^{-7}$):
+# responses through the model in two passes of $B$ untrimmed rows instead of one of $2B$, and
+# the sums inside the matrix products and reductions are taken in other orders. The log-probs
+# and the gradient then differ in the last float32 bits (float32 carries about 7 significant
+# digits, $\epsilon \approx 1.2\cdot10^{-7}$):
 
 # %%
 two_pass = trainable_copy(reference)
