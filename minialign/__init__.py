@@ -1,9 +1,11 @@
 """minialign: how language models are aligned, built from scratch in NumPy.
 
-import minialign as ma
-x = ma.tensor([1.0, 2.0], requires_grad=True)
-(x * x).sum().backward()
-x.grad  # array([2., 4.])
+::
+
+    import minialign as ma
+    x = ma.tensor([1.0, 2.0], requires_grad=True)
+    (x * x).sum().backward()
+    x.grad  # array([2., 4.])
 """
 
 from .autograd import (

@@ -21,6 +21,7 @@ never by unpickling code.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import tempfile
@@ -95,25 +96,19 @@ def save(model: Module, path, optimizer=None, extra: dict | None = None) -> Path
     return write_npz_atomic(path, arrays)
 
 
-def write_text_atomic(path, text: str) -> Path:
-    """Write ``text`` to a temp file beside ``path``, then rename it over ``path``."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
+def atomic_write(path, write: Callable[[object], None]) -> Path:
+    """Write a file so that a crash leaves either the old version or the new one.
 
-
-def write_npz_atomic(path, arrays: dict[str, np.ndarray]) -> Path:
-    """``np.savez`` to a temp file beside ``path``, fsync, then rename over ``path``.
-
-    A crash at any point leaves either the old file or the new one, never half of one.
+    ``write(f)`` fills a binary temp file beside ``path``; it is flushed and fsync-ed, then
+    renamed over ``path``, and the directory is fsync-ed so the rename survives a power
+    cut. On any error (Ctrl-C included) the temp file is removed. A process killed
+    outright can leave ``.<name>.<random>.tmp`` behind: `remove_orphans` cleans those up.
     """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         umask = os.umask(0)
@@ -124,7 +119,42 @@ def write_npz_atomic(path, arrays: dict[str, np.ndarray]) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    _fsync_directory(path.parent)
     return path
+
+
+def _fsync_directory(directory: Path) -> None:
+    try:
+        fd = os.open(directory or ".", os.O_RDONLY)
+    except OSError:  # not possible on every platform (Windows): the rename is still atomic
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def remove_orphans(path) -> int:
+    """Delete the temp files that killed writes of ``path`` left behind; returns how many."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return 0
+    orphans = list(path.parent.glob(f".{glob.escape(path.name)}.*.tmp"))
+    for orphan in orphans:
+        orphan.unlink(missing_ok=True)
+    return len(orphans)
+
+
+def write_text_atomic(path, text: str) -> Path:
+    """``text`` (UTF-8) to ``path`` with `atomic_write`."""
+    return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def write_npz_atomic(path, arrays: dict[str, np.ndarray]) -> Path:
+    """``np.savez`` of ``arrays`` to ``path`` with `atomic_write`."""
+    return atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 def load_state(path) -> tuple[dict, dict[str, np.ndarray], dict[str, np.ndarray] | None, dict]:

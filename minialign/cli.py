@@ -17,6 +17,7 @@ line or a file is one line on stderr and a non-zero exit; ``--debug`` (or
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -24,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+from .rundir import RunDir, UsageError, ignore_interrupts
 from .train.config import check_field, describe, field_type
 
 EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
@@ -123,10 +125,15 @@ def config_from_args(cls, args: argparse.Namespace, **overrides):
 # -- the parser -------------------------------------------------------------------------
 
 
-def _add_run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", metavar="DIR", help="run directory (default: runs/<name>)")
-    p.add_argument("--name", help="run name under runs/ (default: command and time)")
-    p.add_argument("--force", action="store_true", help="overwrite an existing run directory")
+def _add_run_options(p: argparse.ArgumentParser, resume: bool = False) -> None:
+    p.add_argument("--out", metavar="DIR", help="run directory (default: runs/<command>-<time>)")
+    p.add_argument("--name", help="run name: the directory runs/NAME (give --out or --name)")
+    p.add_argument("--force", action="store_true",
+                   help="replace the run already in --out/--name (only a minialign run directory)")  # fmt: skip
+    if resume:
+        p.add_argument("--resume", action="store_true",
+                       help="continue the run in --out/--name from its run_state.npz (written "
+                       "every --save-steps and at the end), bit for bit")  # fmt: skip
     p.add_argument("--seed", type=_seed, default=0, metavar="N",
                    help="seed for every random choice")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -201,7 +208,7 @@ def _add_train_parsers(sub) -> None:
         if name == "dpo":
             p.add_argument("--beta", type=_positive, default=None, metavar="FLOAT",
                            help="TRL's name for 1/τ; sets --tau to 1/beta (give one of the two)")  # fmt: skip
-        _add_run_options(p)
+        _add_run_options(p, resume=True)
 
 
 def _annotator_beta(text: str) -> float:
@@ -234,88 +241,150 @@ def build_parser() -> argparse.ArgumentParser:
 
     pre = sub.add_parser("pretrain", help="rebuild a task's shipped reference model bit for bit")
     pre.add_argument("task", choices=["sentiment", "arithmetic"], help="which reference model")
-    pre.add_argument("--out", help="where to write (default: the package's shipped file)")
+    where = pre.add_mutually_exclusive_group()
+    where.add_argument("--out", metavar="FILE",
+                       help="write the model to FILE (default: runs/pretrain-<task>-<time>/model.npz)")  # fmt: skip
+    where.add_argument("--replace-shipped", action="store_true",
+                       help="overwrite the model shipped inside the installed package")  # fmt: skip
+    pre.add_argument("--force", action="store_true", help="overwrite an existing --out FILE")
     pre.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
-    plot = sub.add_parser("plot", help="redraw frontier.png and curves.png of a run directory")
-    plot.add_argument("run_dir", help="a directory written by `minialign demo`")
+    plot = sub.add_parser("plot", help="redraw the pictures of a run directory")
+    plot.add_argument(
+        "run_dir", help="a directory written by `minialign demo` or `minialign train`"
+    )
     return parser
 
 
 # -- the commands -----------------------------------------------------------------------
 
 
-def _run_dir(args, default_name: str) -> Path:
-    """``--out`` or ``runs/<name>``; an existing non-empty directory needs ``--force``."""
-    name = args.name or f"{default_name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    out = Path(args.out) if args.out else Path("runs") / name
-    if out.exists() and any(out.iterdir()) and not args.force:
-        raise SystemExit(
-            f"minialign: {out} already exists and is not empty; pass --force to overwrite "
-            f"it, or choose another --out/--name"
-        )
-    out.mkdir(parents=True, exist_ok=True)
-    return out
+def _run_dir(args, command: str) -> RunDir:
+    """The command's run directory, also kept as ``args.run`` for `main`'s error handling."""
+    args.run = RunDir.create(command, out=args.out, name=args.name, force=args.force,
+                             resume=getattr(args, "resume", False))  # fmt: skip
+    return args.run
 
 
-def _demo(args) -> None:
-    from .demo import DemoConfig, run_demo
+def _demo(args) -> RunDir:
+    from .demo import DemoConfig, demo_settings, run_demo
 
-    out = _run_dir(args, "demo")
+    run = _run_dir(args, "demo")
     config = DemoConfig.quick() if args.quick else DemoConfig()
+    _announce(run.start("demo", demo_settings(config, args.seed)))
     t0 = time.perf_counter()
-    run_demo(out, config, seed=args.seed, progress=not args.no_progress)
-    print(f"\nwrote {out}/ (summary.json, metrics.jsonl, frontier.png, curves.png) "
+    run_demo(run, config, seed=args.seed, progress=not args.no_progress)
+    run.finish("complete", seconds=round(time.perf_counter() - t0, 1))
+    print(f"\nwrote {run.path}/ (summary.json, metrics.jsonl, frontier.png, curves.png) "
           f"in {time.perf_counter() - t0:.0f} s")  # fmt: skip
+    return run
 
 
-def _train(args) -> None:
-    from .runs import train_command
+def _train(args) -> RunDir:
+    from .runs import train_command, train_settings
 
     overrides = {}
     if args.method == "dpo" and args.beta is not None:
         if hasattr(args, "tau"):
             args.parser.error("give --tau or --beta (= 1/tau), not both")
         overrides["tau"] = 1.0 / args.beta
-    config = config_from_args(args.config_class, args, **overrides)
-    result = train_command(args, config, _run_dir(args, args.method))
+    if args.method == "grpo" and args.task == "sentiment" and args.process_weight != 0.5:
+        args.parser.error("--process-weight applies to --task arithmetic only")
+    if args.resume and args.out is None and args.name is None:
+        args.parser.error("--resume needs the run's --out or --name")
+    try:
+        config = config_from_args(args.config_class, args, **overrides)
+    except ValueError as e:  # a rule that ties flags together, e.g. batch_size % num_mini_batches
+        args.parser.error(str(e))
+    run = _run_dir(args, args.method)
+    _announce(run.start(f"train {args.method}", train_settings(args, config)))
+    result = train_command(args, config, run)
+    run.finish("complete")
     print(json.dumps(result, indent=2))
+    return run
 
 
 def _pretrain(args) -> None:
-    from .pretrained import pretrain, save_reference
+    from .pretrained import pretrain, save_pretrained
 
-    model = pretrain(args.task, progress=not args.no_progress)
-    print(f"wrote {save_reference(args.task, model, args.out)}")
+    if args.out is not None and Path(args.out).is_dir():
+        raise UsageError(f"--out {args.out} is a directory; give the model file's path")
+    if args.out is not None and Path(args.out).exists() and not args.force:
+        raise UsageError(f"--out {args.out} exists; pass --force to overwrite it")
+    run = None
+    if args.out is None and not args.replace_shipped:
+        run = args.run = RunDir.create(f"pretrain-{args.task}")
+        _announce(run.start("pretrain", {"task": args.task}))
+    model = pretrain(args.task, progress=not args.no_progress)  # Ctrl-C: nothing is written
+    path = run.path / "model.npz" if run else None
+    print(save_pretrained(args.task, model, path or args.out, replace_shipped=args.replace_shipped))
+    if run:
+        run.written.add("model.npz")
+        run.finish("complete")
 
 
 def _plot(args) -> None:
     from .demo import draw_run
+    from .runs import draw_history
 
-    run_dir = Path(args.run_dir)
-    if not (run_dir / "summary.json").exists():
-        raise SystemExit(f"minialign plot: {run_dir} has no summary.json (not a demo run?)")
-    draw_run(run_dir)
-    print(f"wrote {run_dir / 'frontier.png'} and {run_dir / 'curves.png'}")
+    path = Path(args.run_dir)
+    if not path.is_dir():
+        raise UsageError(f"{path} {'is not a directory' if path.exists() else 'does not exist'}")
+    if (path / "summary.json").exists():
+        written = draw_run(path)
+    elif (path / "history.json").exists():
+        written = draw_history(path)
+    else:
+        names = sorted(p.name for p in path.iterdir())
+        has = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "") if names else "nothing"
+        raise UsageError(f"{path} is not a run directory: it has no summary.json (from `minialign "
+                         f"demo`) and no history.json (from `minialign train`); it has {has}")  # fmt: skip
+    for picture in written:
+        print(f"wrote {picture}")
+
+
+def _announce(run: RunDir) -> None:
+    print(f"minialign: writing to {run.path}/", file=sys.stderr)
 
 
 COMMANDS = {"demo": _demo, "train": _train, "pretrain": _pretrain, "plot": _plot}
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run the command line; returns the exit status (0 done, 1 failed, 2 usage, 130 Ctrl-C)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
     debug = args.debug or os.environ.get("MINIALIGN_DEBUG", "") not in ("", "0")
+    command = " ".join(filter(None, [args.command, getattr(args, "method", None)]))
     try:
         COMMANDS[args.command](args)
     except KeyboardInterrupt:
-        print("minialign: interrupted", file=sys.stderr)
+        _close(args, "interrupted")
+        print(f"minialign {command}: interrupted; finished results are kept", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except UsageError as e:
+        print(f"minialign {command}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
     except (ValueError, OSError, FloatingPointError) as e:
+        _close(args, "failed", error=str(e))
         if debug:
             raise
-        print(f"minialign {args.command}: error: {e}", file=sys.stderr)
+        print(f"minialign {command}: error: {e}", file=sys.stderr)
         return EXIT_FAILED
     return 0
+
+
+def _close(args, status: str, **extra) -> None:
+    """Mark the command's run directory (if it got one) interrupted or failed."""
+    run = getattr(args, "run", None)
+    if run is None or run.info.get("status") != "running":
+        return
+    if args.command == "demo" and run.records:  # draw what finished (SIGINT ignored meanwhile)
+        with contextlib.suppress(Exception), ignore_interrupts():
+            from .demo import draw_run
+
+            draw_run(run.path)
+    run.finish(status, **extra)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,6 +1,6 @@
 """Optimisers (SGD, AdamW), gradient clipping and learning-rate schedules.
 
-An optimiser holds a list of `Parameter`s and, on ``step()``, moves each one in place
+An optimiser holds a list of parameters (`Parameter`) and, on ``step()``, moves each in place
 using its ``.grad``. Parameters whose ``.grad`` is None (frozen, or unused by the loss)
 are skipped and their state does not advance, as in PyTorch. Updates keep the
 parameter's dtype: float32 parameters never see a float64 temporary.

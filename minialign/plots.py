@@ -84,16 +84,29 @@ _METHOD_STYLE = {
 }
 
 
+_KNOBS = (("beta", "β"), ("tau", "τ"), ("n", "n"))  # how a run's setting is labelled
+
+
+def knob_label(record: Mapping) -> str:
+    """``"β=0.05"``, ``"τ=2"`` or ``"n=16"``: the setting that distinguishes a run of a method
+    (DPO's τ is shown, not its β = 1/τ)."""
+    for key, symbol in (_KNOBS[1], _KNOBS[2], _KNOBS[0]):
+        if record.get(key) is not None:
+            return f"{symbol}={record[key]:g}"
+    return ""
+
+
 def plot_frontier(summary: Sequence[Mapping], ax=None):
     """True reward against KL(π‖π_ref), one curve per method: the DPO paper's Figure 2 in miniature.
 
     ``summary`` is a list of records with ``method``, ``kl`` and ``true_reward`` (as written
-    to ``summary.json`` by ``minialign demo``). Returns the axes.
+    to ``summary.json`` by ``minialign demo``); each point is labelled with its setting
+    (``knob_label``). Returns the axes.
     """
     import matplotlib.pyplot as plt
 
     if ax is None:
-        _, ax = plt.subplots(figsize=(6, 4))
+        _, ax = plt.subplots(figsize=(6.5, 4.5))
     methods = list(dict.fromkeys(r["method"] for r in summary))
     for method in methods:
         runs = sorted((r for r in summary if r["method"] == method), key=lambda r: r["kl"])
@@ -101,7 +114,11 @@ def plot_frontier(summary: Sequence[Mapping], ax=None):
         kl = [r["kl"] for r in runs]
         reward = [r["true_reward"] for r in runs]
         style = "" if method == "reference" else "-"
-        ax.plot(kl, reward, style, marker=marker, color=color, label=method, markersize=8)
+        label = "best_of_n (KL: the analytic bound)" if method == "best_of_n" else method
+        ax.plot(kl, reward, style, marker=marker, color=color, label=label, markersize=8)
+        for r in runs:
+            ax.annotate(knob_label(r), (r["kl"], r["true_reward"]), textcoords="offset points",
+                        xytext=(5, -11), fontsize=7, color=color)  # fmt: skip
     ax.set_xlabel(r"KL($\pi \,\|\, \pi_{\rm ref}$)  (nats per response)")
     ax.set_ylabel("true reward")
     ax.set_title("Reward gained against KL spent")
@@ -110,47 +127,70 @@ def plot_frontier(summary: Sequence[Mapping], ax=None):
     return ax
 
 
+_AXIS_LABELS = {"kl": r"KL($\pi \,\|\, \pi_{\rm ref}$) (nats)", "true_reward": "true reward",
+                "proxy_reward": "proxy reward (reward model)"}  # fmt: skip
+_LINESTYLES = ("-", "--", ":", "-.")
+
+
+def _run_label(run: str) -> tuple[str, str]:
+    """``"ppo-0.05"`` -> (``"ppo"``, ``"ppo β=0.05"``); ``"dpo-2"`` -> (``"dpo"``, ``"dpo τ=2"``)."""
+    method, _, value = run.rpartition("-")
+    if not method:
+        return run, run
+    symbol = {"ppo": "β", "grpo": "β", "dpo": "τ", "best_of_n": "n"}.get(method, "")
+    return method, f"{method} {symbol}={value}" if symbol else run
+
+
 def plot_run_curves(
-    metrics: Sequence[Mapping], keys=("eval_true_reward", "eval_proxy_reward", "eval_kl")
+    metrics: Sequence[Mapping],
+    keys=("eval_true_reward", "eval_proxy_reward", "eval_kl"),
+    note: str | None = None,
 ):
     """One panel per metric in ``keys``, one line per run, from ``metrics.jsonl`` records
     (``{"run", "metric", "step", "value"}``). Runs differ in length (PPO iterations, DPO
-    steps), so the x axis is the fraction of each run completed. Returns the figure."""
+    steps), so the x axis is the fraction of each run completed. A method keeps its
+    colour and its runs differ by line style; ``note`` is printed under the panels (e.g.
+    how many prompts the curves used). Returns the figure."""
     import matplotlib.pyplot as plt
 
     keys = [k for k in keys if any(m["metric"] == k for m in metrics)] or ["loss"]
     runs = list(dict.fromkeys(m["run"] for m in metrics if m["metric"] in keys))
-    colors = plt.get_cmap("tab20").colors
     fig, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.6), squeeze=False)
+    seen: dict[str, int] = {}
+    styles = {}
+    for run in runs:
+        method, label = _run_label(run)
+        k = seen[method] = seen.get(method, -1) + 1
+        color = _METHOD_STYLE.get(method, (plt.get_cmap("tab10")(len(seen) % 10), ""))[0]
+        styles[run] = dict(color=color, linestyle=_LINESTYLES[k % 4], label=label)
     for ax, key in zip(axes[0], keys):
-        for i, run in enumerate(runs):
+        for run in runs:
             points = [
                 (m["step"], m["value"]) for m in metrics if m["run"] == run and m["metric"] == key
             ]
             if points:
                 steps, values = map(np.asarray, zip(*points))
-                ax.plot(steps / max(steps.max(), 1), values, color=colors[i % 20], label=run)
+                ax.plot(steps / max(steps.max(), 1), values, **styles[run])
+        name = key.removeprefix("eval_")
         ax.set_xlabel("fraction of the run")
-        ax.set_ylabel(key.removeprefix("eval_").replace("_", " "))
-        ax.set_title(key.removeprefix("eval_").replace("_", " ") + " on held-out prompts")
+        ax.set_ylabel(_AXIS_LABELS.get(name, name.replace("_", " ")))
+        ax.set_title(name.replace("_", " ") + " on held-out prompts")
         ax.grid(alpha=0.3)
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+    if note:
+        fig.text(0.01, -0.02, note, fontsize=8, va="top")
     fig.tight_layout()
     return fig
 
 
 def save_figure(fig, path) -> None:
-    """Save ``fig`` as a PNG atomically (temp file + rename) and close it."""
-    import os
-    from pathlib import Path
-
+    """Save ``fig`` as a PNG atomically (`minialign.checkpoint.atomic_write`) and close it."""
     import matplotlib.pyplot as plt
 
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    os.replace(tmp, path)
+    from .checkpoint import atomic_write
+
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110, bbox_inches="tight"))
     plt.close(fig)
 
 

@@ -15,6 +15,8 @@ different order) — which is also the fastest setting for matrices this small.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -97,22 +99,54 @@ def reference_path(name: str) -> Path:
     return Path(str(resources.files("minialign") / "data" / f"{name}_reference.npz"))
 
 
+#: sha256 of the shipped models' contents (`fingerprint`): what `load_reference` checks.
+SHIPPED_FINGERPRINTS = {
+    "sentiment": "b767d25f180a28c6c3cb262cbc44b59228044de9dc861c121ad628ead680fbed",
+    "arithmetic": "ad95c81aaf45108f1e37fc2dd5f75084d7288940f242858d40409d5866fb155c",
+}
+
+
+def fingerprint(path) -> str:
+    """sha256 of a model checkpoint's config and parameters (not of the zip file's bytes,
+    which hold timestamps): equal fingerprints mean bit-for-bit equal models."""
+    config, state, _, _ = checkpoint.load_state(path)
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
+    for key in sorted(state):
+        array = np.ascontiguousarray(state[key])
+        digest.update(f"{key}:{array.dtype.str}:{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
 def load_reference(name: str) -> TinyGPT:
-    """The shipped pre-trained reference model of task ``name`` (in eval mode)."""
+    """The shipped pre-trained reference model of task ``name`` (in eval mode), verified."""
     path = reference_path(name)
+    restore = (f"restore it with `minialign pretrain {name} --replace-shipped` (a few "
+               f"minutes, bit for bit) or reinstall minialign")  # fmt: skip
     if not path.exists():
-        raise FileNotFoundError(
-            f"{path} is missing; rebuild it with `minialign pretrain {name}` "
-            f"(or `python -m minialign pretrain {name}`)"
-        )
+        raise FileNotFoundError(f"the shipped model {path} is missing; {restore}")
+    try:
+        found = fingerprint(path)
+    except ValueError as e:
+        raise ValueError(f"the shipped model {path} cannot be read ({e}); {restore}") from e
+    if found != SHIPPED_FINGERPRINTS[name]:
+        raise ValueError(f"the shipped model {path} has been changed (its contents are not "
+                         f"the released ones); {restore}")  # fmt: skip
     return checkpoint.load(path).eval()
 
 
-def save_reference(name: str, model: TinyGPT, path: Path | None = None) -> Path:
-    """Write ``model`` as task ``name``'s reference (atomically; see `minialign.checkpoint`)."""
-    path = reference_path(name) if path is None else Path(path)
+def save_pretrained(name: str, model: TinyGPT, path=None, *, replace_shipped=False) -> str:
+    """Write a freshly pre-trained ``model`` of task ``name``; returns a one-line report.
+
+    ``path`` is where to write; the shipped file is replaced only with ``replace_shipped``.
+    The report says whether the model is bit for bit the shipped one."""
+    if replace_shipped == (path is not None):
+        raise ValueError("save_pretrained: give a path, or replace_shipped=True, not both")
+    path = reference_path(name) if replace_shipped else Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return checkpoint.save(model, path, extra={"task": name, "recipe": _recipe_dict(name)})
+    checkpoint.save(model, path, extra={"task": name, "recipe": _recipe_dict(name)})
+    same = fingerprint(path) == SHIPPED_FINGERPRINTS[name]
+    return f"wrote {path} ({'bit for bit the shipped model' if same else 'DIFFERS from the shipped model'})"
 
 
 def _recipe_dict(name: str) -> dict:

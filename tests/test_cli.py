@@ -47,11 +47,18 @@ def test_plot_redraws_a_run(quick_demo, capsys):
     assert (quick_demo / "frontier.png").exists()
 
 
-def test_an_existing_run_directory_is_never_overwritten_without_force(quick_demo):
+def test_an_existing_run_directory_is_never_overwritten_without_force(quick_demo, capsys):
     before = (quick_demo / "summary.json").read_bytes()
-    with pytest.raises(SystemExit, match="--force"):
-        main(["demo", "--quick", "--out", str(quick_demo), "--no-progress"])
+    assert main(["demo", "--quick", "--out", str(quick_demo), "--no-progress"]) == 2
+    assert "--force" in capsys.readouterr().err
     assert (quick_demo / "summary.json").read_bytes() == before
+
+
+def test_the_demo_records_its_status_and_settings(quick_demo):
+    run = json.loads((quick_demo / "run.json").read_text())
+    assert run["status"] == "complete" and run["command"] == "demo"
+    config = json.loads((quick_demo / "config.json").read_text())
+    assert config["config"]["n_eval_prompts"] == 256 and config["seed"] == 0
 
 
 def test_train_dpo_writes_a_loadable_model(tmp_path):
@@ -63,6 +70,10 @@ def test_train_dpo_writes_a_loadable_model(tmp_path):
     model = checkpoint.load(out / "model.npz")
     assert model.config.vocab_size == 58
     assert "loss" in json.loads((out / "history.json").read_text())
+    settings = json.loads((out / "config.json").read_text())
+    assert settings["config"]["steps"] == 3 and settings["pairs"] == 64  # every setting is saved
+    assert (out / "curves.png").stat().st_size > 0
+    assert main(["plot", str(out)]) == 0  # a train run can be redrawn too
 
 
 @pytest.mark.parametrize(
@@ -83,6 +94,11 @@ def test_bad_flags_are_argparse_errors(argv, capsys):
     assert "error" in capsys.readouterr().err
 
 
-def test_plot_of_a_directory_without_a_summary(tmp_path):
-    with pytest.raises(SystemExit, match="no summary.json"):
-        main(["plot", str(tmp_path)])
+def test_plot_names_what_a_directory_lacks(tmp_path, capsys):
+    assert main(["plot", str(tmp_path)]) == 2
+    assert "no summary.json" in capsys.readouterr().err
+    assert main(["plot", str(tmp_path / "nope")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "summary.json").write_text("{not json")
+    assert main(["plot", str(tmp_path)]) == 1
+    assert "not valid JSON" in capsys.readouterr().err

@@ -18,7 +18,7 @@ def test_shipped_reference_rebuilds_bit_for_bit(name):
             pytest.fail(
                 f"{name}: parameter {n} differs from the shipped one (max |diff| "
                 f"{np.abs(p.data - q.data).max():.3g}). If the engine's arithmetic changed on "
-                f"purpose, rebuild it with `minialign pretrain {name}` and commit it."
+                f"purpose, rebuild it with `minialign pretrain {name} --replace-shipped`, update SHIPPED_FINGERPRINTS and commit both."
             )
 
 
@@ -37,3 +37,44 @@ def test_unknown_task_is_a_clear_error():
         pretrained.make_task("chess")
     with pytest.raises(ValueError, match="unknown task"):
         pretrained.load_reference("chess")
+
+
+def test_a_changed_shipped_model_is_refused_naming_the_command_that_restores_it(
+    tmp_path, monkeypatch
+):
+    from minialign import checkpoint
+
+    original = pretrained.reference_path("sentiment")
+    model = checkpoint.load(original)
+    first = model.parameters()[0]
+    first.data.flat[0] += 1e-3  # one weight, slightly
+    changed = checkpoint.save(model, tmp_path / "sentiment_reference.npz")
+    monkeypatch.setattr(pretrained, "reference_path", lambda name: changed)
+    with pytest.raises(
+        ValueError, match=r"has been changed.*minialign pretrain sentiment --replace-shipped"
+    ):
+        pretrained.load_reference("sentiment")
+    changed.write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(ValueError, match="cannot be read"):
+        pretrained.load_reference("sentiment")
+    changed.unlink()
+    with pytest.raises(FileNotFoundError, match="is missing.*--replace-shipped"):
+        pretrained.load_reference("sentiment")
+
+
+def test_fingerprint_is_of_the_contents_not_the_file(tmp_path):
+    """Saving the same model twice gives different zip bytes (timestamps) but one fingerprint."""
+    from minialign import checkpoint
+
+    model = pretrained.load_reference("sentiment")
+    a = checkpoint.save(model, tmp_path / "a.npz")
+    b = checkpoint.save(model, tmp_path / "b.npz")
+    assert (
+        pretrained.fingerprint(a)
+        == pretrained.fingerprint(b)
+        == pretrained.SHIPPED_FINGERPRINTS["sentiment"]
+    )
+    report = pretrained.save_pretrained("sentiment", model, tmp_path / "c.npz")
+    assert "bit for bit the shipped model" in report
+    with pytest.raises(ValueError, match="not both"):
+        pretrained.save_pretrained("sentiment", model, tmp_path / "d.npz", replace_shipped=True)

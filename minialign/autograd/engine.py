@@ -47,6 +47,7 @@ def no_grad():
 
 
 def is_grad_enabled() -> bool:
+    """False inside ``no_grad()``: operations then record no graph."""
     return _grad_enabled
 
 

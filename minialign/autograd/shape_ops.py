@@ -14,6 +14,7 @@ from .engine import Tensor, as_tensor, make_result
 
 
 def reshape(a, *shape) -> Tensor:
+    """Like ``np.reshape``: the same values in a new shape (``reshape(a, 2, 3)`` or ``(2, 3)``)."""
     a = as_tensor(a)
     shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
     try:
@@ -26,6 +27,7 @@ def reshape(a, *shape) -> Tensor:
 
 
 def transpose(a, *axes) -> Tensor:
+    """Like ``np.transpose``: permute the axes (reverse them when none are given)."""
     a = as_tensor(a)
     axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
     axes = tuple(ax % a.ndim for ax in axes) if axes else tuple(reversed(range(a.ndim)))
@@ -36,6 +38,7 @@ def transpose(a, *axes) -> Tensor:
 
 
 def swapaxes(a, axis1, axis2) -> Tensor:
+    """Like ``np.swapaxes``: exchange two axes."""
     a = as_tensor(a)
     out = np.swapaxes(a.data, axis1, axis2)
     return make_result(out, (a,), lambda g: (np.swapaxes(g, axis1, axis2),), "swapaxes")
@@ -55,6 +58,7 @@ expand = broadcast_to
 
 
 def concatenate(tensors, axis=0) -> Tensor:
+    """Like ``np.concatenate``: join tensors along an existing axis."""
     tensors = tuple(as_tensor(t) for t in tensors)
     out = np.concatenate([t.data for t in tensors], axis=axis)
     bounds = np.cumsum([t.shape[axis] for t in tensors])[:-1]
@@ -62,6 +66,7 @@ def concatenate(tensors, axis=0) -> Tensor:
 
 
 def stack(tensors, axis=0) -> Tensor:
+    """Like ``np.stack``: join tensors of one shape along a new axis."""
     tensors = tuple(as_tensor(t) for t in tensors)
     out = np.stack([t.data for t in tensors], axis=axis)
 

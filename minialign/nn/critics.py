@@ -6,7 +6,7 @@ out understanding the language) with a scalar head on its hidden states.
 * `RewardModel.score(tokens, response_mask)` is $r_\\phi(x, y)$: the head's value at the
   **last response token** (the END token when the response ended), one number per row.
 * `ValueModel.values(tokens)` is $V_w(x_t)$ at **every** position (B, T), for PPO's
-  advantages. Its head starts at exactly zero (RLHF_NOTES item 5).
+  advantages. Its head starts at exactly zero (implementation note ppo-5).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ estimates are biased: use ``top_k=None`` for RL, and top-k only for demos.
 **Stopping.** When a row samples ``stop_token`` it is done: that token is kept
 (mask 1), every later position is ``pad_id`` (mask 0, log-prob 0). Sampling ends early
 once every row is done, so ``tokens`` may be shorter than ``T_prompt + max_new_tokens``.
-Pick a ``pad_id`` different from ``stop_token`` (RLHF_NOTES item 7): a mask is
+Pick a ``pad_id`` different from ``stop_token`` (implementation note ppo-7): a mask is
 returned, but downstream code that infers padding from ``tokens == pad_id`` would
 otherwise hide the stop token from the loss.
 

@@ -1,5 +1,7 @@
 """TinyGPT: a GPT-2-shaped decoder small enough to train in seconds on a CPU.
 
+::
+
     idx (B, T) ──wte──┐
                       + ── Block × n_layer ── LayerNorm ── h (B, T, C) ── h Wᵀ_te ── logits (B, T, V)
     positions ──wpe───┘                                     └── ValueHead / RewardHead
@@ -17,7 +19,7 @@ Choices, stated once:
 * **Dropout defaults to 0.** Alignment compares log-probabilities of the same tokens
   under the policy, the old policy and a frozen reference (ratios, KL, DPO margins).
   Dropout would make each of those a random variable, so a ratio that should be
-  exactly 1 is not, and the KL is noise (RLHF_NOTES item 5). When ``dropout > 0``
+  exactly 1 is not, and the KL is noise (implementation note ppo-5). When ``dropout > 0``
   it applies (in training mode only) to the embeddings and to each residual branch,
   not to the attention weights.
 * **KV cache.** `KVCache` keeps the keys and values of past positions so that sampling

@@ -5,7 +5,7 @@ $h_t^\\top w + b$ of shape (B, T). Which position matters is the caller's choice
 reward model scores the *last* response token; a PPO critic uses every response
 position.
 
-Initialisation (RLHF_NOTES item 5):
+Initialisation (implementation note ppo-5):
 
 * `ValueHead`: $w = 0$, $b = 0$, so every value starts at exactly 0. The first
   advantages are then the returns themselves and the critic cannot inject noise

@@ -1,6 +1,6 @@
 """The layers of a GPT: Linear, Embedding, LayerNorm, MLP, CausalSelfAttention, Block.
 
-Each layer owns `Parameter`s and calls fused ops from `minialign.functional`, whose
+Each layer owns parameters (`Parameter`) and calls fused ops from `minialign.functional`, whose
 backward passes are derived by hand and proved against finite differences.
 
 Initialisation follows GPT-2: weights $\\sim \\mathcal N(0, 0.02^2)$, biases 0,

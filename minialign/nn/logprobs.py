@@ -7,8 +7,8 @@ $$\\ell_t = m_{t+1} \\log \\pi_\\theta(s_{t+1} \\mid s_{\\le t}) \\quad (t = 0, 
   \\qquad \\log \\pi_\\theta(y \\mid x) = \\sum_t \\ell_t,$$
 
 with $\\pi_\\theta(\\cdot \\mid s_{\\le t}) = \\mathrm{softmax}(z_t / \\tau)$ for the
-model's logits $z_t$ and the sampling temperature $\\tau$ (RLHF_NOTES item 6: score
-with the temperature that generated the tokens). Index $t$ of the per-token array is
+model's logits $z_t$ and the sampling temperature $\\tau$ (implementation note ppo-6:
+score with the temperature that generated the tokens). Index $t$ of the per-token array is
 the prediction made *at* position $t$ of the token at $t + 1$: the same layout as
 ``Generation.logprobs`` from `generate`, so the two can be compared element-wise.
 

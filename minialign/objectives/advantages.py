@@ -6,7 +6,7 @@ and values. Inputs are rows of per-token quantities, shape (..., T), right-padde
 with a ``mask`` of the same shape (1 = a real token, 0 = padding). Padded positions
 may hold anything (even NaN): they are zeroed first and are 0 in every output.
 
-Conventions (RLHF_NOTES "PPO for language models", item 2): by default the value is 0
+Conventions (implementation note ppo-2): by default the value is 0
 past the end of each row (the episode *terminates* at its last token), and
 ``returns = A + V`` is taken *before* any whitening.
 
@@ -76,17 +76,17 @@ def discounted_returns(
 
     $$G_t = \sum_{t'=t}^T \gamma^{\,t'-t}r_\phi(x_{t'},y_{t'})$$
 
-    (the first term of the seed's $\hat{A}_t$; at $t = 0$ it is the return inside the
-    seed's $J(\theta) = \mathbb{E}_{x,y\sim\pi_\theta}\Big[\sum_{t=0}^T \gamma^t\,r_\phi(x_t,y_t)\Big]$,
+    (the first term of $\hat{A}_t$ in eq. 2; at $t = 0$ it is the return inside
+    eq. 1's $J(\theta) = \mathbb{E}_{x,y\sim\pi_\theta}\Big[\sum_{t=0}^T \gamma^t\,r_\phi(x_t,y_t)\Big]$,
     which is maximised — here we only evaluate it).
 
-    =========  ======  ===========================================
-    Symbol     Shape   Meaning
-    =========  ======  ===========================================
+    =========  ========  ===========================================
+    Symbol     Shape     Meaning
+    =========  ========  ===========================================
     $r_{t}$    (..., T)  ``rewards`` per token
     $\gamma$   ()        ``gamma`` in [0, 1] (1 is usual for LMs)
     $G_t$      (..., T)  the result, 0 at padded positions
-    =========  ======  ===========================================
+    =========  ========  ===========================================
 
     Computed as one matrix product with $D_{t't} = \gamma^{t'-t}[t' \ge t]$, which is
     the sum above read literally: ``G = rewards @ D``. ``truncated`` / ``bootstrap_values``
@@ -109,7 +109,7 @@ def discounted_returns(
 def mc_advantages(
     rewards, values, gamma: float, mask=None, *, truncated=None, bootstrap_values=None
 ) -> np.ndarray:
-    r"""The seed's Monte-Carlo advantage (no gradient; a NumPy array).
+    r"""The Monte-Carlo advantage of eq. 2 (no gradient; a NumPy array).
 
     $$\hat{A}_t \;=\; \sum_{t'=t}^T \gamma^{\,t'-t}r_\phi(x_{t'},y_{t'}) \;-\; V_w(x_t)$$
 
@@ -135,7 +135,7 @@ def gae_advantages(
 
     with $V = 0$ and $A = 0$ past the end of each row, except that a ``truncated`` row
     uses $V(x_{T+1})$ = its ``bootstrap_values`` entry in $\delta_T$ (module docstring,
-    "Truncation or termination"). $\lambda = 1$ gives the seed's
+    "Truncation or termination"). $\lambda = 1$ gives eq. 2's
     $\hat{A}_t = \sum_{t'=t}^T \gamma^{\,t'-t}r_\phi(x_{t'},y_{t'}) - V_w(x_t)$ (unbiased,
     high variance); $\lambda = 0$ gives the one-step $\delta_t$ (biased, low variance).
 
@@ -181,7 +181,7 @@ def whiten(x, mask=None, shift_mean: bool = True, ddof: int = 0, eps: float = 1e
     $$\tilde x = \frac{x - \bar x}{\sqrt{s^2 + \varepsilon}}, \qquad
       \bar x = \frac{\sum m\,x}{\sum m}, \quad s^2 = \frac{\sum m\,(x - \bar x)^2}{\sum m - \mathrm{ddof}}$$
 
-    ``ddof=0`` (default) is the population variance, as in the seed's $\sigma$;
+    ``ddof=0`` (default) is the population variance, as in eq. 7's $\sigma$ (note ppo-3);
     ``ddof=1`` is TRL's ``masked_whiten`` (unbiased). ``shift_mean=False`` adds
     $\bar x$ back (TRL does this for rewards). Padded positions are 0 in the output.
 

@@ -4,7 +4,8 @@ Inputs are (B,) log-probabilities of whole responses, $\log\pi(y\mid x) = \sum_t
 **summed** over response tokens (as the DPO paper and TRL's ``sigmoid`` loss do), for the
 policy and the frozen reference, on the preferred $y^+$ and dispreferred $y^-$ of each pair.
 
-The seed's temperature $\tau$ is the DPO paper's $1/\beta$: ``tau = 1 / DPOConfig.beta``.
+The temperature $\tau$ of the equation sheet (eq. 12) is the DPO paper's $1/\beta$:
+``tau = 1 / DPOConfig.beta``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ LOSS_TYPES = ("sigmoid", "hinge", "ipo", "robust")
 
 
 def dpo_delta(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps):
-    r"""The seed's log-ratio margin $\Delta_\theta$ per pair, a (B,) Tensor.
+    r"""The log-ratio margin $\Delta_\theta$ per pair (eq. 11), a (B,) Tensor.
 
     $$\Delta_\theta(x,y^+,y^-) = \bigl[\log\pi_\theta(y^+\!\mid\!x)-\log\pi_{\mathrm{ref}}(y^+\!\mid\!x)\bigr] -\bigl[\log\pi_\theta(y^-\!\mid\!x)-\log\pi_{\mathrm{ref}}(y^-\!\mid\!x)\bigr]$$
 
@@ -53,20 +54,20 @@ def dpo_loss(
     label_smoothing: float = 0.0,
     reduction: str = "mean",
 ):
-    r"""The DPO loss (minimised, as the seed writes it) and its TRL variants.
+    r"""The DPO loss (eq. 12; minimised, as written there) and its TRL variants.
 
     $$L_{\mathrm{DPO}}(\theta) = -\mathbb{E}_{(x,y^+,y^-)}\!\Big[\log \sigma\!\bigl(\tfrac{1}{\tau}\,\Delta_\theta(x,y^+,y^-)\bigr)\Big]$$
     $$\sigma(z)=1/(1+e^{-z})$$
 
-    ============  =====  ============================================================
-    Symbol        Shape  Meaning
-    ============  =====  ============================================================
-    $\Delta_\theta$ (B,) `dpo_delta` of the four (B,) log-prob arrays
-    $\tau$        ()     ``tau`` > 0, the temperature; the DPO paper's $\beta = 1/\tau$
-    $\mathbb{E}$         mean over pairs (``reduction="sum"``/``"none"`` for weights)
-    ============  =====  ============================================================
+    ===============  =====  ============================================================
+    Symbol           Shape  Meaning
+    ===============  =====  ============================================================
+    $\Delta_\theta$  (B,)   `dpo_delta` of the four (B,) log-prob arrays
+    $\tau$           ()     ``tau`` > 0, the temperature; the DPO paper's $\beta = 1/\tau$
+    $\mathbb{E}$                mean over pairs (``reduction="sum"``/``"none"`` for weights)
+    ===============  =====  ============================================================
 
-    Sign: the seed's $L_{\rm DPO}$ already has the minus; this returns it as is. Computed
+    Sign: $L_{\rm DPO}$ already has the minus; this returns it as is (note sign-1). Computed
     with ``F.logsigmoid``, finite for $\Delta = \pm 10^4$. Gradient:
     $\nabla L = -\frac{1}{\tau}\,\sigma(-\Delta/\tau)\,(\nabla\log\pi_\theta(y^+) - \nabla\log\pi_\theta(y^-))$
     — pairs the policy already ranks well get little weight.

@@ -27,7 +27,7 @@ from .kl import kl_penalty
 
 
 def combined_reward(r_outcome, r_process, lam: float) -> np.ndarray:
-    r"""The seed's multi-component reward (no gradient; a NumPy array).
+    r"""The multi-component reward of eq. 6 (no gradient; a NumPy array).
 
     $$r_i = \lambda\,r_{\rm outcome}(o_i, x) + (1 - \lambda)\,r_{\rm process}(\tau_i, x)$$
 
@@ -55,15 +55,15 @@ def group_advantages(
 
     computed as $A_i = (r_i - \mu) / (\max(\sigma, \sigma_{\rm floor}) + \varepsilon)$.
 
-    ================  ========  ==================================================
-    Symbol            Shape     Meaning
-    ================  ========  ==================================================
-    $r_i$             (..., N)  ``rewards``, one group of $N \ge 2$ per last axis
-    $\varepsilon$     ()        ``eps``, added to $\sigma$ (TRL adds 1e-4)
-    ddof              ()        0: the seed's population $\sigma$; 1: TRL's Bessel std
-    $\sigma_{\rm floor}$  ()    ``std_floor``: bounds $|A|$ when $\sigma$ is tiny (NeMo-RL)
-    ``scale``         bool      False: $A_i = r_i - \mu$ (Dr. GRPO; TRL ``scale_rewards``)
-    ================  ========  ==================================================
+    ====================  ========  ==================================================
+    Symbol                Shape     Meaning
+    ====================  ========  ==================================================
+    $r_i$                 (..., N)  ``rewards``, one group of $N \ge 2$ per last axis
+    $\varepsilon$         ()        ``eps``, added to $\sigma$ (TRL adds 1e-4)
+    ``ddof``              ()        0: the population $\sigma$ of eq. 7; 1: TRL's Bessel std (note grpo-1)
+    $\sigma_{\rm floor}$  ()        ``std_floor``: bounds $|A|$ when $\sigma$ is tiny (NeMo-RL)
+    ``scale``             bool      False: $A_i = r_i - \mu$ (Dr. GRPO; TRL ``scale_rewards``)
+    ====================  ========  ==================================================
 
     A group whose rewards are all equal carries no signal: its advantages are **exactly
     0**. We test the rewards for equality rather than $\sigma = 0$, because the float
@@ -113,25 +113,26 @@ def grpo_loss(
     epsilon_high: float | None = None,
     max_log_ratio: float = 20.0,
 ):
-    r"""The negative of the seed's GRPO objective, plus an optional KL term (minimised).
+    r"""The negative of the GRPO objective (eq. 10), plus an optional KL term (minimised).
 
     $$\rho_i = \frac{\pi_\theta(o_i \mid x)}{\pi_{\theta_{\rm old}}(o_i \mid x)}$$
     $$L^{\rm GRPO}(\theta) = \mathbb{E}_i\Big[\min\big(\rho_i\,A_i,\;\mathrm{clip}(\rho_i,\,1 - \epsilon,\,1 + \epsilon)\,A_i\big)\Big]$$
 
-    Sign: the seed's $L^{\rm GRPO}$ is an objective to *maximise*; this returns
+    Sign: $L^{\rm GRPO}$ is an objective to *maximise* (note sign-1); this returns
     $-L^{\rm GRPO} + \beta\,\mathbb{E}[k_3]$, a loss to minimise.
 
-    ==================  ======  ======================================================
-    Symbol              Shape   Meaning
-    ==================  ======  ======================================================
-    ``logp_new``        (B, T)  per-token $\log\pi_\theta$ of output $o_i$ (or (B,) per output)
-    ``logp_old``        (B, T)  the same under $\pi_{\theta_{\rm old}}$, constant
-    ``advantages``      (B,)    $A_i$ from `group_advantages` (groups flattened), constant
-    $\epsilon$          ()      ``epsilon``; ``epsilon_high`` sets $1+\epsilon_{\rm high}$ (DAPO)
-    $\beta$, ``logp_ref``       weight of the per-token k3 estimate of KL to $\pi_{\rm ref}$
-    ==================  ======  ======================================================
+    ======================  ======  ======================================================
+    Symbol                  Shape   Meaning
+    ======================  ======  ======================================================
+    ``logp_new``            (B, T)  per-token $\log\pi_\theta$ of output $o_i$ (or (B,) per output)
+    ``logp_old``            (B, T)  the same under $\pi_{\theta_{\rm old}}$, constant
+    ``advantages``          (B,)    $A_i$ from `group_advantages` (groups flattened), constant
+    $\epsilon$              ()      ``epsilon``; ``epsilon_high`` sets $1+\epsilon_{\rm high}$ (DAPO)
+    $\beta$                 ()      ``beta``, weight of the per-token k3 estimate of KL to $\pi_{\rm ref}$
+    ``logp_ref``            (B, T)  $\log\pi_{\rm ref}$ of the same tokens, constant (needed when $\beta > 0$)
+    ======================  ======  ======================================================
 
-    ``level``: ``"sequence"`` is the seed's $\rho_i$ for the whole output,
+    ``level``: ``"sequence"`` is eq. 9's $\rho_i$ for the whole output,
     $\exp\sum_t(\log\pi_\theta - \log\pi_{\theta_{\rm old}})$ — a product of token ratios that
     explodes or vanishes for long outputs; ``"token"`` uses one ratio per token
     (DeepSeekMath, TRL). Either way the per-output term is spread over its tokens and:
@@ -148,7 +149,7 @@ def grpo_loss(
 
     TRL knobs: ``GRPOConfig.epsilon``, ``epsilon_high``, ``beta``, ``loss_type``,
     ``importance_sampling_level`` (``"token"``/``"sequence"``; TRL's sequence level is
-    GSPO's length-normalised ratio, ours is the seed's plain product).
+    GSPO's length-normalised ratio, ours is eq. 9's plain product; notes grpo-3 to grpo-6).
 
     Notebook: notebooks/04_grpo.ipynb, §4 "The ratio and the GRPO objective",
     §5 "Sequence-level and token-level ratios" and §6 "The length bias of the loss aggregation".

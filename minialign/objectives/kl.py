@@ -1,6 +1,6 @@
 r"""KL divergence to the reference policy: estimators, the exact value, and the KL penalty.
 
-The seed's regularised objective (maximised) is
+The KL-regularised objective (eq. 5 of the equation sheet; maximised) is
 
 $$J(\theta) = \mathbb{E}_{x,y\sim \pi_\theta}[\,r_\phi(x,y)\,] - \beta.\,\textrm{KL}\big(\pi_\theta(\cdot|x)\;\|\;\pi_{\text{ref}}(\cdot|x)\big)$$
 
@@ -119,8 +119,9 @@ def kl_penalized_rewards(score, logp, logp_ref, beta: float, mask=None, estimato
 
     every token pays $\beta$ times the KL estimate (k1 by default: $\log\pi_\theta - \log\pi_{\rm ref}$),
     and the reward model's ``score`` (B,) is added on the last valid token $T_b$ of each row
-    (InstructGPT; TRL ``PPOTrainer``; RLHF_NOTES item 1). ``logp``, ``logp_ref``, ``mask``
-    are (B, T), right-padded. This turns the seed's $J(\theta)$ (maximised) into a sum of
+    (InstructGPT; note ppo-1). TRL's ``PPOTrainer`` differs: when a response is shorter than
+    its maximum length it adds the score one position *after* END. ``logp``, ``logp_ref``,
+    ``mask`` are (B, T), right-padded. This turns $J(\theta)$ of eq. 5 (maximised) into a sum of
     per-token rewards for `gae_advantages`. TRL knob: ``PPOConfig.kl_coef`` = ``beta``.
 
     Notebook: notebooks/03_ppo.ipynb, §7 "The KL-penalised reward".
@@ -172,7 +173,7 @@ class AdaptiveKLController:
 
 
 def kl_regularized_objective(logits, ref_logits, rewards, beta: float):
-    r"""The seed's regularised objective, exactly, for a categorical policy (to MAXIMISE).
+    r"""The KL-regularised objective (eq. 5), exactly, for a categorical policy (to MAXIMISE).
 
     $$J(\theta) = \mathbb{E}_{x,y\sim \pi_\theta}[\,r_\phi(x,y)\,] - \beta.\,\textrm{KL}\big(\pi_\theta(\cdot|x)\;\|\;\pi_{\text{ref}}(\cdot|x)\big)$$
 

@@ -25,7 +25,7 @@ from ._checks import (
 
 
 def probability_ratio(logp_new, logp_old, mask=None, max_log_ratio: float = 20.0):
-    r"""The seed's probability ratio, per token (or per sequence), as a Tensor.
+    r"""The probability ratio of eq. 3, per token (or per sequence), as a Tensor.
 
     $$r_{\theta}(x,y) \;=\; \frac{\pi_\theta(y_t\!\mid\!x_t)}{\pi_{\theta_{\rm old}}(y_t\!\mid\!x_t)}$$
 
@@ -45,7 +45,7 @@ def probability_ratio(logp_new, logp_old, mask=None, max_log_ratio: float = 20.0
 
 
 def ppo_clip_loss(logp_new, logp_old, advantages, epsilon: float, mask=None):
-    r"""The seed's clipped surrogate, which is already written as a loss (minimised).
+    r"""The clipped surrogate of eq. 4, which is already written as a loss (minimised).
 
     $$L^{\text{CLIP}}(\theta) \;=\; -\mathbb{E}_{x,y \sim \pi_{\theta_{\text{old}}}}\Big[\min\big(r_{\theta}(x,y)\,\hat{A}_t,\;\mathrm{clip}(r_{\theta}(x,y),\,1-\epsilon,\,1+\epsilon)\,\hat{A}_t\big)\Big]$$
 
@@ -59,7 +59,7 @@ def ppo_clip_loss(logp_new, logp_old, advantages, epsilon: float, mask=None):
     $\mathbb{E}$                masked mean over all valid tokens of the batch
     ==================  ======  ===================================================
 
-    (B,) sequence-level inputs work the same way. Sign: the seed's leading minus is kept,
+    (B,) sequence-level inputs work the same way. Sign: eq. 4's leading minus is kept (note sign-1),
     so this is minimised. Where the clip is active and binding (ratio beyond $1\pm\epsilon$ on
     the side $\hat A$ pushes toward) the gradient is exactly 0. With one step per batch the
     ratio is 1 and the loss is $-\mathbb{E}[\hat A]$.

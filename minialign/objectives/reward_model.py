@@ -1,7 +1,7 @@
 r"""The reward model's loss: Bradley–Terry on preference pairs.
 
-A reward model $r_\phi(x, y)$ scores one response. The seed document starts PPO
-"after training a reward model $r_\phi(x,y)$ on human preference data"; the standard
+A reward model $r_\phi(x, y)$ scores one response. The equation sheet's PPO starts from
+a reward model already trained on human preference data (eq. 1); the standard
 way (InstructGPT, TRL's ``RewardTrainer``) is the Bradley–Terry model, in which the
 probability that $y^+$ is preferred to $y^-$ is $\sigma(r_\phi(x, y^+) - r_\phi(x, y^-))$
 with $\sigma(z)=1/(1+e^{-z})$, and the reward model maximises the log-likelihood of the

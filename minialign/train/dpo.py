@@ -42,7 +42,7 @@ Implementation details:
    the history so far; ``checkpoint_path`` (every ``save_steps`` and at the end) saves a
    run state that ``resume=True`` continues to the same result, bitwise.
 
-The loop is `dpo_step` per batch; docs/implementation_notes.md DPO 1-6 explain the
+The loop is `dpo_step` per batch; the notes dpo-1 to dpo-6 of docs/implementation_notes.md explain the
 choices (summed log-probs and the implicit reward, log 2 at $\Delta = 0$, falling
 chosen rewards, the optimum, the variants, the precomputed reference).
 """
@@ -77,7 +77,7 @@ class DPOConfig(LoopConfig):
         0.0, "ε, probability that a label is flipped (cDPO, robust)", min=0, max=0.5
     )
     steps: int = knob(200, "optimiser steps, one batch of pairs each", min=1)
-    batch_size: int = knob(32, "pairs per step, drawn with replacement", min=1)
+    batch_size: int = knob(32, "pairs per step, drawn with replacement", min=1, max=65536)
     learning_rate: float = knob(
         1e-3, "AdamW peak learning rate (linear warm-up, then linear decay to 0)", gt=0
     )

@@ -24,17 +24,17 @@ This file reads in the order of one iteration (`grpo_iteration`):
 
 The implementation details (docs/implementation_notes.md): population $\sigma$ plus
 ``std_eps`` by default, ``std_ddof=1, std_eps=1e-4`` for TRL's Bessel $\sigma$ and ε,
-``scale_rewards="none"`` for Dr. GRPO's $A = r - \mu$ (GRPO 1); a group whose rewards are
-all equal gets $A = 0$ exactly and ``frac_zero_std`` counts them (GRPO 2); ``loss_type``
+``scale_rewards="none"`` for Dr. GRPO's $A = r - \mu$ (note grpo-1); a group whose rewards are
+all equal gets $A = 0$ exactly and ``frac_zero_std`` counts them (note grpo-2); ``loss_type``
 picks the aggregation, "grpo" (per-output token mean, then batch mean: length-biased),
 "bnpo"/"dapo" (token sum / token count) or "dr_grpo" (token sum / ($B\cdot$
-``max_new_tokens``)) (GRPO 3); ``importance_sampling_level`` "token" (DeepSeekMath, TRL)
-or "sequence" (one $\rho_i$ per output, a product of token ratios) (GRPO 4); with
+``max_new_tokens``)) (note grpo-3); ``importance_sampling_level`` "token" (DeepSeekMath, TRL)
+or "sequence" (one $\rho_i$ per output, a product of token ratios) (note grpo-4); with
 ``epochs=1`` the ratio is exactly 1 when the loss is computed, so the clip never binds
-(GRPO 5); $\beta\,k_3$ per token goes into the *loss*, not the reward, default
-$\beta = 0$ as TRL now defaults (GRPO 6); log-ratios are capped at 20 inside the
-exponentials (KL 3). Log-probs use the sampling ``temperature`` and the policy runs in
-eval mode, no dropout (PPO 5, 6). One AdamW optimiser (no weight decay, constant rate),
+(note grpo-5); $\beta\,k_3$ per token goes into the *loss*, not the reward, default
+$\beta = 0$ as TRL now defaults (note grpo-6); log-ratios are capped at 20 inside the
+exponentials (note kl-3). Log-probs use the sampling ``temperature`` and the policy runs in
+eval mode, no dropout (notes ppo-5 and ppo-6). One AdamW optimiser (no weight decay, constant rate),
 gradient clipped to ``max_grad_norm``. All randomness comes from ``rng``.
 
 Logged metrics, per iteration (step = number of updates before the rollout):
@@ -81,9 +81,12 @@ class GRPOConfig(LoopConfig):
         64,
         "outputs sampled per iteration: prompts × num_generations (TRL: generation_batch_size)",
         min=2,
+        max=65536,
     )
-    num_generations: int = knob(8, "N, outputs per prompt: the group", min=2)
-    epochs: int = knob(1, "μ, gradient steps on each rollout (TRL: num_iterations)", min=1)
+    num_generations: int = knob(8, "N, outputs per prompt: the group", min=2, max=4096)
+    epochs: int = knob(
+        1, "μ, gradient steps on each rollout (TRL: num_iterations)", min=1, max=10_000
+    )
     learning_rate: float = knob(1e-3, "AdamW learning rate, constant", gt=0)
     epsilon: float = knob(0.2, "ε, clip range of the ratio", min=0)
     beta: float = knob(0.0, "β, coefficient of the per-token k3 KL term in the loss", min=0)
@@ -235,7 +238,7 @@ def train_grpo(
     optimizer = AdamW(policy.parameters(), lr=config.learning_rate, weight_decay=0.0)
     saved = {"policy": policy, "optimizer": optimizer}
     with (
-        training_mode(False, policy),  # no dropout (PPO 5)
+        training_mode(False, policy),  # no dropout (note ppo-5)
         Run(
             "grpo",
             config,

@@ -42,14 +42,14 @@ with no END (cut off at ``max_new_tokens``) has its last token at position $P - 
 ($n$ response tokens), often $T - 1$, which ``tokens[:, :-1]`` leaves out: its bootstrap
 value $V(s_{T+1})$ = V(tokens <= P-1+n) needs the value model on all of ``tokens``.
 
-The implementation details (docs/implementation_notes.md, PPO 1-9): the score goes on the
-last response token and every token pays $-\beta k_1$ (PPO 1); GAE with $V = 0$ after
+The implementation details (docs/implementation_notes.md, notes ppo-1 to ppo-9): the score goes on the
+last response token and every token pays $-\beta k_1$ (note ppo-1); GAE with $V = 0$ after
 the end, returns before whitening, ``truncation`` "terminal" (as TRL) or "bootstrap"
-(PPO 2); population-variance whitening (PPO 3); the clipped value loss (PPO 4); a value
+(note ppo-2); population-variance whitening (note ppo-3); the clipped value loss (note ppo-4); a value
 model that starts as the reference's trunk with a zero head, and no dropout: policy and
-value model run in eval mode (PPO 5); log-probs under the sampling ``temperature`` (PPO 6);
-pad id distinct from END (PPO 7, checked by `Sampling`); the adaptive $\beta$ (PPO 8);
-shuffled minibatch epochs with an early stop on ``target_kl`` (PPO 9).
+value model run in eval mode (note ppo-5); log-probs under the sampling ``temperature`` (note ppo-6);
+pad id distinct from END (note ppo-7, checked by `Sampling`); the adaptive $\beta$ (note ppo-8);
+shuffled minibatch epochs with an early stop on ``target_kl`` (note ppo-9).
 Policy and value model are separate networks with separate AdamW optimisers (no weight
 decay, constant rates) and one backward pass of $L$; each network's gradient is clipped
 to ``max_grad_norm``. Adam undoes a gradient's scale, so $c_V$ acts only through the
@@ -100,12 +100,14 @@ class PPOConfig(LoopConfig):
     """Every setting of `train_ppo` (TRL's ``PPOConfig`` names where TRL has the knob)."""
 
     steps: int = knob(40, "PPO iterations, each one rollout then `epochs` passes of updates", min=1)
-    batch_size: int = knob(32, "responses sampled per iteration (the rollout batch)", min=1)
+    batch_size: int = knob(
+        32, "responses sampled per iteration (the rollout batch)", min=1, max=65536
+    )
     num_mini_batches: int = knob(
-        2, "minibatches per pass over the rollout, one optimiser step each", min=1
+        2, "minibatches per pass over the rollout, one optimiser step each", min=1, max=65536
     )
     epochs: int = knob(
-        2, "passes over each rollout, reshuffled each time (TRL: num_ppo_epochs)", min=1
+        2, "passes over each rollout, reshuffled each time (TRL: num_ppo_epochs)", min=1, max=10_000
     )
     learning_rate: float = knob(1e-3, "AdamW learning rate of the policy, constant", gt=0)
     value_learning_rate: float | None = knob(
@@ -348,7 +350,7 @@ def train_ppo(
     rng = get_rng(rng)
     state = PPOState.create(policy, reference, config, value_model)
     with (
-        training_mode(False, state.policy, state.value_model),  # no dropout (PPO 5)
+        training_mode(False, state.policy, state.value_model),  # no dropout (note ppo-5)
         Run(
             "ppo",
             config,

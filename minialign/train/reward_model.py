@@ -54,7 +54,7 @@ class RewardConfig(LoopConfig):
     """Every setting of `train_reward_model` (TRL's ``RewardConfig`` names)."""
 
     steps: int = knob(200, "optimiser steps, one batch of pairs each", min=1)
-    batch_size: int = knob(32, "pairs per step, drawn with replacement", min=1)
+    batch_size: int = knob(32, "pairs per step, drawn with replacement", min=1, max=65536)
     learning_rate: float = knob(
         1e-3, "AdamW peak learning rate (linear warm-up, then linear decay to 0)", gt=0
     )

@@ -23,13 +23,14 @@ import json
 import math
 import os
 import time
+import zipfile
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from ..autograd import Tensor, get_rng
-from ..checkpoint import write_npz_atomic
+from ..checkpoint import remove_orphans, write_npz_atomic
 from ..nn.module import Module
 from ..optim import Optimizer, clip_grad_norm
 from .config import LoopConfig
@@ -80,19 +81,52 @@ def save_run_state(path, *, step: int, saved: dict, rng: np.random.Generator, hi
 
 
 def load_run_state(path, *, saved: dict, rng: np.random.Generator) -> tuple[int, History]:
-    """Restore what `save_run_state` wrote into ``saved`` and ``rng``; returns (step, history)."""
-    with np.load(path, allow_pickle=False) as npz:
-        arrays = {k: npz[k] for k in npz.files}
-    if "__run__" not in arrays:
-        raise ValueError(f"{path}: not a minialign run state (no '__run__' entry)")
-    meta = json.loads(str(arrays["__run__"]))
-    for name, obj in saved.items():
+    """Restore what `save_run_state` wrote into ``saved`` and ``rng``; returns (step, history).
+
+    Everything is checked before anything is restored; every error names the file."""
+    arrays = _read_arrays(path)
+    meta = _run_meta(path, arrays)
+    sections = {}
+    for name in saved:
         prefix = f"{name}/"
-        obj.load_state_dict(
-            {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
-        )
-    rng.bit_generator.state = meta["rng"]
-    return meta["step"], History.from_dict(meta["history"])
+        sections[name] = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+        if not sections[name]:
+            raise ValueError(f"{path}: a run state without '{name}' entries (not this kind of run)")
+    try:
+        history = History.from_dict(meta["history"])
+        for name, obj in saved.items():
+            obj.load_state_dict(sections[name])
+        rng.bit_generator.state = meta["rng"]
+    except (TypeError, KeyError, ValueError, AttributeError) as e:
+        raise ValueError(f"{path}: cannot restore the run state: {e}") from e
+    return meta["step"], history
+
+
+def _read_arrays(path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise ValueError(
+            f"{path}: not a readable minialign run state ({type(e).__name__}: {e})"
+        ) from e
+
+
+def _run_meta(path, arrays: dict) -> dict:
+    if "__run__" not in arrays or arrays["__run__"].dtype.kind != "U":
+        raise ValueError(f"{path}: not a minialign run state (no '__run__' text entry)")
+    try:
+        meta = json.loads(str(arrays["__run__"]))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: its '__run__' entry is not JSON ({e})") from e
+    if not isinstance(meta, dict) or not {"step", "rng", "history"} <= meta.keys():
+        raise ValueError(f"{path}: its '__run__' entry lacks step, rng and history")
+    step = meta["step"]
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise ValueError(f"{path}: step must be an integer >= 0, got {step!r}")
+    if not isinstance(meta["rng"], dict) or not isinstance(meta["history"], dict):
+        raise ValueError(f"{path}: rng and history must be JSON objects")
+    return meta
 
 
 class Run:
@@ -178,9 +212,14 @@ class Run:
 
     def _restore(self) -> int:
         path = self.checkpoint_path
+        if path is not None:
+            remove_orphans(path)  # temp files of writes that a kill interrupted
         if not (self.resume and path is not None and os.path.exists(path)):
             return 0
         start, self.history = load_run_state(path, saved=self.saved, rng=self.rng)
+        if start > self.config.steps:
+            raise ValueError(f"{path}: the run state is at step {start}, past the "
+                             f"{self.config.steps} steps this run asks for")  # fmt: skip
         return start
 
     def _save(self, done: int) -> None:

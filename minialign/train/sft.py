@@ -40,7 +40,7 @@ class SFTConfig(LoopConfig):
     """Every setting of `train_sft` (TRL's ``SFTConfig`` names where TRL has the knob)."""
 
     steps: int = knob(300, "optimiser steps, also the length of the learning-rate schedule", min=1)
-    batch_size: int = knob(16, "sequences per step, drawn with replacement", min=1)
+    batch_size: int = knob(16, "sequences per step, drawn with replacement", min=1, max=65536)
     learning_rate: float = knob(3e-3, "AdamW peak learning rate", gt=0)
     warmup_steps: int | None = knob(
         None, "steps of linear warm-up (None: min(steps // 10, 100))", min=0
