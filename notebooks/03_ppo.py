@@ -426,8 +426,8 @@ r_seq[-1] = 1.0  # the reward model's score on the last token
 V_seq = 0.5 + 0.04 * np.arange(10) + 0.05 * np.sin(np.arange(10))  # an imperfect value model
 A_by_lam = {rf"$\lambda$ = {l_}": gae_advantages(r_seq[None], V_seq[None], 1.0, l_)[0][0]
             for l_ in (0.0, 0.5, 0.95, 1.0)}
-plot_curves(np.arange(10), A_by_lam, hline=0.0, marker="o", xlabel="response token t",
-            ylabel=r"advantage $A_t$",
+plot_curves({label: (np.arange(10), A) for label, A in A_by_lam.items()}, style="o-",
+            hlines={"": 0.0}, xlabel="response token t", ylabel=r"advantage $A_t$",
             title=r"GAE per token: $\lambda$ = 1 is Monte-Carlo, $\lambda$ = 0 is one-step TD")
 plt.show()
 np.testing.assert_allclose(A_by_lam[r"$\lambda$ = 1.0"], 1.0 - V_seq, rtol=1e-12)

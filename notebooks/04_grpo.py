@@ -334,8 +334,8 @@ lengths = np.arange(1, 201)
 seq_log_ratio = np.cumsum(token_log_ratio, axis=1)  # (2000, 200): log rho of the first L tokens
 outside = np.mean(np.abs(np.exp(seq_log_ratio) - 1) > eps, axis=0)
 outside_tok = np.mean(np.abs(np.exp(token_log_ratio) - 1) > eps)
-plot_curves(lengths, {r"sequence ratio $\rho_i$ (the equation sheet)": outside,
-                     "token ratios (DeepSeekMath, TRL)": np.full(len(lengths), outside_tok)},
+plot_curves({r"sequence ratio $\rho_i$ (the equation sheet)": (lengths, outside),
+             "token ratios (DeepSeekMath, TRL)": (lengths, np.full(len(lengths), outside_tok))},
             xlabel="output length (tokens)", ylabel=r"share with $|\rho - 1| > \epsilon$",
             title=r"Per-token log-ratio drift N(0, 0.03$^2$): the sequence ratio leaves the clip range")
 plt.show()

@@ -26,7 +26,7 @@ def dpo_delta(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_
 
     Differentiable in the policy log-probs; the reference log-probs are constants.
 
-    Notebook: notebooks/05_dpo.ipynb, §1 "The log-ratio margin".
+    Notebook: notebooks/05_dpo.ipynb, §3 "The log-ratio margin".
     """
     fn = "dpo_delta"
     named = dict(
@@ -83,8 +83,9 @@ def dpo_loss(
         TRL's ``beta`` $= 1/\tau$, so the target margin $1/(2\tau_{\rm IPO}) = \tau/2$ is finite.
         TRL averages IPO's log-probs over tokens; pass averaged log-probs to match it.
 
-    Notebook: notebooks/05_dpo.ipynb, §2 "The DPO loss" and
-    §7 "IPO: a margin that stops growing";
+    Notebook: notebooks/05_dpo.ipynb, §2 "Z cancels: from Bradley–Terry to the DPO loss"
+    (the derivation), §4 "The DPO loss", §8 "One DPO step by hand" and
+    §10 "IPO: a margin that stops growing";
     notebooks/07_tabular_exact.ipynb, §7 "DPO on Bradley–Terry preferences".
     """
     fn = "dpo_loss"
@@ -121,7 +122,7 @@ def implicit_rewards(
     ``rewards/rejected``, ``rewards/margins``, ``rewards/accuracies``. Only the margin is
     trained: ``chosen`` may fall while DPO works.
 
-    Notebook: notebooks/05_dpo.ipynb, §5 "Implicit rewards".
+    Notebook: notebooks/05_dpo.ipynb, §7 "Implicit rewards".
     """
     fn = "implicit_rewards"
     positive(fn, "tau", tau)

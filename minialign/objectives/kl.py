@@ -186,7 +186,8 @@ def kl_regularized_objective(logits, ref_logits, rewards, beta: float):
     This is an objective: hand ``-J`` to a minimiser. Its maximiser is
     `kl_regularized_optimum`.
 
-    Notebook: notebooks/07_tabular_exact.ipynb, §3 "The KL-regularised objective";
+    Notebook: notebooks/05_dpo.ipynb, §1 "The KL-regularised optimum and its partition function";
+    notebooks/07_tabular_exact.ipynb, §3 "The KL-regularised objective";
     notebooks/03_ppo.ipynb, §8 "The KL-penalised reward".
     """
     fn = "kl_regularized_objective"
@@ -204,8 +205,9 @@ def kl_regularized_optimum(ref_logits, rewards, beta: float) -> tuple[np.ndarray
     Returns ``(probs, value)`` with ``value`` $= \beta \log Z = \max J$, per prompt. A
     ``ref_logits`` entry of $-\infty$ is a response the reference never gives ($\pi^* = 0$).
 
-    Notebook: notebooks/07_tabular_exact.ipynb, §4 "The KL-regularised optimum";
-    notebooks/03_ppo.ipynb, §9 "KL estimators as losses: which KL each one regularises".
+    Notebook: notebooks/05_dpo.ipynb, §1 "The KL-regularised optimum and its partition function";
+    notebooks/07_tabular_exact.ipynb, §3 "The KL-regularised objective";
+    notebooks/03_ppo.ipynb, §8 "The KL-penalised reward".
     """
     fn = "kl_regularized_optimum"
     positive(fn, "beta", beta)

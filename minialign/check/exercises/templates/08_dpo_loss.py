@@ -12,7 +12,7 @@ must stay finite.
 
 Grade this file:  minialign check --exercises 08_dpo_loss.py
 
-Notebook: notebooks/05_dpo.ipynb, §1 "The log-ratio margin" and §2 "The DPO loss"
+Notebook: notebooks/05_dpo.ipynb, §3 "The log-ratio margin" and §4 "The DPO loss"
 """
 
 import minialign.functional as F
