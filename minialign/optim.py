@@ -61,6 +61,9 @@ class Optimizer:
 
     hyperparameters: tuple[str, ...] = ()
     buffers: tuple[str, ...] = ()
+    # checked by load_state_dict: hyperparameter -> (test, "what it must be"); buffers >= 0
+    domains: dict = {}
+    non_negative_buffers: tuple[str, ...] = ()
 
     def __init__(self, params, lr: float, weight_decay: float):
         _check_nonneg("lr", lr)
@@ -113,7 +116,9 @@ class Optimizer:
         return out
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        """Restore a `state_dict` (copies the arrays; checks names, counts and shapes)."""
+        """Restore a `state_dict` (copies the arrays). Checks names, counts, shapes, dtypes
+        (real floats; integer steps >= 1) and values (finite, each hyperparameter in its
+        domain) first: on any error, naming the key, the optimiser is left unchanged."""
         cls = type(self).__name__
         expected = {"lr", *self.hyperparameters}
         expected |= {f"group{g}.weight_decay" for g in range(len(self.param_groups))}
@@ -140,7 +145,11 @@ class Optimizer:
                     f"parameter {i} has shape {self.params[i].shape}"
                 )
             entry = new_state.setdefault(i, {})
-            entry[name] = int(value) if name == "step" else value.astype(self.params[i].dtype)
+            if name == "step":
+                entry[name] = _saved_step(cls, key, value)
+            else:
+                _saved_buffer(cls, key, value, name in self.non_negative_buffers)
+                entry[name] = value.astype(self.params[i].dtype)
         for i, entry in new_state.items():
             needed = {"step", *self.buffers}
             if entry.keys() != needed:
@@ -148,11 +157,16 @@ class Optimizer:
                     f"{cls}.load_state_dict: parameter {i} has {sorted(entry)}, "
                     f"expected {sorted(needed)}"
                 )
-        self.lr = float(state["lr"])
+        scalars = {key: _saved_scalar(cls, key, state[key]) for key in sorted(expected)}
+        for key, value in scalars.items():
+            test, what = self.domains.get(key, (lambda v: v >= 0, ">= 0"))
+            if not test(value):
+                raise ValueError(f"{cls}.load_state_dict: {key} must be {what}, got {value!r}")
+        self.lr = float(scalars["lr"])
         for name in self.hyperparameters:
-            setattr(self, name, np.asarray(state[name]).item())
+            setattr(self, name, scalars[name])
         for g, group in enumerate(self.param_groups):
-            group["weight_decay"] = float(state[f"group{g}.weight_decay"])
+            group["weight_decay"] = float(scalars[f"group{g}.weight_decay"])
         self._decay = [g["weight_decay"] for g in self.param_groups for _ in g["params"]]
         self.state = new_state
 
@@ -172,6 +186,7 @@ class SGD(Optimizer):
     """
 
     hyperparameters = ("momentum", "nesterov")
+    domains = {"nesterov": (lambda v: isinstance(v, bool), "true or false")}
 
     def __init__(self, params, lr: float, momentum=0.0, weight_decay=0.0, nesterov=False):
         _check_nonneg("momentum", momentum)
@@ -213,6 +228,11 @@ class AdamW(Optimizer):
 
     hyperparameters = ("beta1", "beta2", "eps")
     buffers = ("exp_avg", "exp_avg_sq")
+    domains = {
+        "beta1": (lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
+        "beta2": (lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
+    }
+    non_negative_buffers = ("exp_avg_sq",)  # its square root is taken
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
         beta1, beta2 = betas
@@ -348,6 +368,38 @@ class LinearSchedule(Schedule):
 
 
 # ----------------------------------------------------------------------------
+
+
+def _saved_scalar(cls: str, key: str, value):
+    """A 0-d saved hyperparameter as a Python bool/int/float, finite."""
+    value = np.asarray(value)
+    if value.shape != () or value.dtype.kind not in "biuf" or not np.isfinite(value):
+        raise ValueError(
+            f"{cls}.load_state_dict: {key} must be a finite 0-d number, "
+            f"got {value!r} (dtype {value.dtype})"
+        )
+    return value.item()
+
+
+def _saved_step(cls: str, key: str, value: np.ndarray) -> int:
+    if value.shape != () or value.dtype.kind not in "iu" or value < 1:
+        raise ValueError(
+            f"{cls}.load_state_dict: {key} must be a 0-d integer >= 1, "
+            f"got {value!r} (dtype {value.dtype})"
+        )
+    return int(value)
+
+
+def _saved_buffer(cls: str, key: str, value: np.ndarray, non_negative: bool) -> None:
+    if value.dtype.kind != "f":
+        raise ValueError(f"{cls}.load_state_dict: {key} has dtype {value.dtype}, not a float")
+    bad = ~np.isfinite(value) | ((value < 0) if non_negative else False)
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        must = "finite and >= 0" if non_negative else "finite"
+        raise ValueError(
+            f"{cls}.load_state_dict: {key} holds {value[index]} at index {index}; it must be {must}"
+        )
 
 
 def _check_nonneg(name: str, value) -> None:
