@@ -22,6 +22,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from .nn.module import Module, Parameter
+from .optim_state import checked_state
 
 __all__ = [
     "SGD",
@@ -119,49 +120,7 @@ class Optimizer:
         """Restore a `state_dict` (copies the arrays). Checks names, counts, shapes, dtypes
         (real floats; integer steps >= 1) and values (finite, each hyperparameter in its
         domain) first: on any error, naming the key, the optimiser is left unchanged."""
-        cls = type(self).__name__
-        expected = {"lr", *self.hyperparameters}
-        expected |= {f"group{g}.weight_decay" for g in range(len(self.param_groups))}
-        missing = expected - state.keys()
-        if missing:
-            raise ValueError(f"{cls}.load_state_dict: missing keys {sorted(missing)}")
-        new_state: dict[int, dict] = {}
-        for key in sorted(state.keys() - expected):
-            head, _, name = key.partition(".")
-            if not (head.startswith("param") and head[5:].isdigit()) or (
-                name != "step" and name not in self.buffers
-            ):
-                raise ValueError(f"{cls}.load_state_dict: unexpected key {key!r}")
-            i = int(head[5:])
-            if i >= len(self.params):
-                raise ValueError(
-                    f"{cls}.load_state_dict: state for parameter {i} but the optimiser "
-                    f"has {len(self.params)} parameters"
-                )
-            value = np.asarray(state[key])
-            if name != "step" and value.shape != self.params[i].shape:
-                raise ValueError(
-                    f"{cls}.load_state_dict: {key} has shape {value.shape}, "
-                    f"parameter {i} has shape {self.params[i].shape}"
-                )
-            entry = new_state.setdefault(i, {})
-            if name == "step":
-                entry[name] = _saved_step(cls, key, value)
-            else:
-                _saved_buffer(cls, key, value, name in self.non_negative_buffers)
-                entry[name] = value.astype(self.params[i].dtype)
-        for i, entry in new_state.items():
-            needed = {"step", *self.buffers}
-            if entry.keys() != needed:
-                raise ValueError(
-                    f"{cls}.load_state_dict: parameter {i} has {sorted(entry)}, "
-                    f"expected {sorted(needed)}"
-                )
-        scalars = {key: _saved_scalar(cls, key, state[key]) for key in sorted(expected)}
-        for key, value in scalars.items():
-            test, what = self.domains.get(key, (lambda v: v >= 0, ">= 0"))
-            if not test(value):
-                raise ValueError(f"{cls}.load_state_dict: {key} must be {what}, got {value!r}")
+        scalars, new_state = checked_state(self, state)
         self.lr = float(scalars["lr"])
         for name in self.hyperparameters:
             setattr(self, name, scalars[name])
@@ -368,38 +327,6 @@ class LinearSchedule(Schedule):
 
 
 # ----------------------------------------------------------------------------
-
-
-def _saved_scalar(cls: str, key: str, value):
-    """A 0-d saved hyperparameter as a Python bool/int/float, finite."""
-    value = np.asarray(value)
-    if value.shape != () or value.dtype.kind not in "biuf" or not np.isfinite(value):
-        raise ValueError(
-            f"{cls}.load_state_dict: {key} must be a finite 0-d number, "
-            f"got {value!r} (dtype {value.dtype})"
-        )
-    return value.item()
-
-
-def _saved_step(cls: str, key: str, value: np.ndarray) -> int:
-    if value.shape != () or value.dtype.kind not in "iu" or value < 1:
-        raise ValueError(
-            f"{cls}.load_state_dict: {key} must be a 0-d integer >= 1, "
-            f"got {value!r} (dtype {value.dtype})"
-        )
-    return int(value)
-
-
-def _saved_buffer(cls: str, key: str, value: np.ndarray, non_negative: bool) -> None:
-    if value.dtype.kind != "f":
-        raise ValueError(f"{cls}.load_state_dict: {key} has dtype {value.dtype}, not a float")
-    bad = ~np.isfinite(value) | ((value < 0) if non_negative else False)
-    if bad.any():
-        index = tuple(int(i) for i in np.argwhere(bad)[0])
-        must = "finite and >= 0" if non_negative else "finite"
-        raise ValueError(
-            f"{cls}.load_state_dict: {key} holds {value[index]} at index {index}; it must be {must}"
-        )
 
 
 def _check_nonneg(name: str, value) -> None:
