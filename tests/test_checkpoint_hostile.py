@@ -327,12 +327,14 @@ def test_a_missing_file_stays_a_file_not_found_error(tmp_path):
 
 
 def test_truncated_at_every_offset(tmp_path):
-    """Cut a valid file at every byte: a ValueError naming the file, never anything else."""
+    """Cut a valid file anywhere (every byte near both ends, where the zip headers are):
+    a ValueError naming the file, never anything else."""
     path = tmp_path / "whole.npz"
     tiny_gpt_file(path, optimizer=False)
     data = path.read_bytes()
     cut = tmp_path / "cut.npz"
-    for n in range(0, len(data), 7):
+    ends = set(range(0, 100)) | set(range(len(data) - 300, len(data)))
+    for n in sorted(ends | set(range(100, len(data), 23))):
         cut.write_bytes(data[:n])
         fails_naming(lambda: checkpoint.load(cut), cut)
 
