@@ -68,7 +68,7 @@ def generate(
     max_new_tokens: int,
     temperature: float = 1.0,
     top_k: int | None = None,
-    rng: np.random.Generator | None = None,
+    rng: np.random.Generator | int | None = None,
     stop_token: int | None = None,
     use_cache: bool = True,
     pad_id: int = 0,
@@ -84,10 +84,20 @@ def generate(
         )
     if not isinstance(max_new_tokens, (int, np.integer)) or max_new_tokens < 1:
         raise ValueError(f"generate: max_new_tokens must be a positive int, got {max_new_tokens!r}")
-    if not temperature > 0 or not np.isfinite(temperature):
-        raise ValueError(f"generate: temperature must be > 0 and finite, got {temperature}")
-    if top_k is not None and top_k < 1:
-        raise ValueError(f"generate: top_k must be None or >= 1, got {top_k}")
+    dtype = model.wte.weight.dtype
+    if (
+        not temperature > 0
+        or not np.isfinite(temperature)
+        or 1.0 / temperature > np.finfo(dtype).max
+    ):
+        raise ValueError(
+            f"generate: temperature must be > 0, finite, and >= {1 / np.finfo(dtype).max:.3g} "
+            f"(1/temperature must fit in the model's {dtype}), got {temperature}"
+        )
+    if top_k is not None and (
+        isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1
+    ):
+        raise ValueError(f"generate: top_k must be None or an integer >= 1, got {top_k!r}")
     B, T_prompt = prompt.shape
     T_total = T_prompt + max_new_tokens
     if T_total > model.config.block_size:
@@ -95,7 +105,7 @@ def generate(
             f"generate: prompt length {T_prompt} + max_new_tokens {max_new_tokens} exceeds "
             f"the model's block_size {model.config.block_size}"
         )
-    rng = get_rng(rng)
+    rng = get_rng(rng)  # an int seeds a new generator
     tokens = np.full((B, T_total), pad_id, dtype=np.int64)
     tokens[:, :T_prompt] = prompt
     mask = np.zeros((B, T_total), dtype=bool)
@@ -108,6 +118,12 @@ def generate(
         t = T_prompt  # the position being filled
         while True:
             logp = _log_softmax(logits * logits.dtype.type(1.0 / temperature))  # (B, V)
+            if not np.isfinite(logp).all():
+                raise ValueError(
+                    f"generate: log-probabilities are not finite at position {t}: the "
+                    f"model's logits are NaN/inf, or logits / temperature overflows "
+                    f"{logits.dtype} at temperature={temperature}"
+                )
             new = _sample(logp, top_k, rng)  # (B,)
             live = ~done
             tokens[live, t] = new[live]

@@ -27,7 +27,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import array_arg, mask_arg, raw, right_padded, same_shape, unit_interval
+from ._checks import (
+    array_arg,
+    finite_result,
+    mask_arg,
+    non_negative,
+    one_of,
+    pow2_exponent,
+    raw,
+    right_padded,
+    same_shape,
+    unit_interval,
+)
 
 
 def _rows(fn: str, rewards, mask, values=None):
@@ -99,6 +110,12 @@ def discounted_returns(
     fn = "discounted_returns"
     unit_interval(fn, "gamma", gamma)
     r, _, m = _rows(fn, rewards, mask)
+    G = _returns(fn, r, m, gamma, truncated, bootstrap_values)
+    return finite_result(fn, G, rewards=rewards, bootstrap_values=bootstrap_values)
+
+
+def _returns(fn: str, r, m, gamma: float, truncated, bootstrap_values) -> np.ndarray:
+    """`discounted_returns` of checked ``r`` and ``m``; errors name the public ``fn``."""
     r = _bootstrap(fn, r, m, gamma, truncated, bootstrap_values)
     t = np.arange(r.shape[-1])
     power = t[:, None] - t[None, :]  # (T', T): t' - t
@@ -120,9 +137,12 @@ def mc_advantages(
     Notebook: notebooks/03_ppo.ipynb, §4 "Returns and advantages".
     """
     fn = "mc_advantages"
+    unit_interval(fn, "gamma", gamma)
     r, v, m = _rows(fn, rewards, mask, values)
-    G = discounted_returns(r, gamma, m, truncated=truncated, bootstrap_values=bootstrap_values)
-    return (G - v) * m
+    G = _returns(fn, r, m, gamma, truncated, bootstrap_values)
+    return finite_result(
+        fn, (G - v) * m, rewards=rewards, values=values, bootstrap_values=bootstrap_values
+    )
 
 
 def gae_advantages(
@@ -168,12 +188,13 @@ def gae_advantages(
     )  # V(x_{t+1}), 0 at end
     delta = r + gamma * v_next - v  # 0 at padding: r, v, v_next are all 0 there
     advantages = np.zeros_like(delta)
-    running = np.zeros_like(delta[..., 0])
+    running = np.zeros(delta.shape[:-1], delta.dtype)  # A_{T+1} = 0 (also when T = 0)
     for t in reversed(range(delta.shape[-1])):
         running = delta[..., t] + gamma * lam * running  # A_t = δ_t + γλ A_{t+1}
         advantages[..., t] = running
     advantages *= m
-    return advantages, (advantages + v) * m
+    inputs = dict(rewards=rewards, values=values, bootstrap_values=bootstrap_values)
+    return finite_result(fn, (advantages, (advantages + v) * m), **inputs)
 
 
 def whiten(x, mask=None, shift_mean: bool = True, ddof: int = 0, eps: float = 1e-8) -> np.ndarray:
@@ -185,20 +206,49 @@ def whiten(x, mask=None, shift_mean: bool = True, ddof: int = 0, eps: float = 1e
     ``ddof=0`` (default) is the population variance, as in eq. 7's $\sigma$ (note ppo-3);
     ``ddof=1`` is TRL's ``masked_whiten`` (unbiased). ``shift_mean=False`` adds
     $\bar x$ back (TRL does this for rewards). Padded positions are 0 in the output.
+    Valid values that are all equal whiten to exactly 0 (no spread; their float mean may
+    differ from them by a rounding error, which would otherwise be blown up to $\pm 1$ for
+    a small ``eps``). Values whose squares would overflow or underflow are whitened at a
+    power-of-two scale, so ``whiten(a * x, eps=0)`` equals ``whiten(x, eps=0)`` for $a > 0$.
 
     Notebook: notebooks/03_ppo.ipynb, §5 "Generalised advantage estimation" (its
     whitening paragraph) and §10 "One PPO iteration by hand".
     """
     fn = "whiten"
+    one_of(fn, "ddof", ddof, (0, 1))
+    non_negative(fn, "eps", eps)
     shape = raw(x).shape
     m = mask_arg(fn, mask, shape)
     a = array_arg(fn, "x", x, m)
     n = m.sum()
     if n - ddof <= 0:
         raise ValueError(f"{fn}: mask selects {n} values, too few for ddof={ddof}")
-    mean = a.sum() / n
-    var = (((a - mean) * m) ** 2).sum() / (n - ddof)
-    out = (a - mean) / np.sqrt(var + eps)
-    if not shift_mean:
-        out = out + mean
-    return (out * m).astype(a.dtype)
+    valid = a[m]
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        if valid.max() == valid.min():  # no spread: every whitened value is 0
+            out, mean = np.zeros_like(a), valid[0]
+        else:
+            mean = a.sum() / n
+            var = (((a - mean) * m) ** 2).sum() / (n - ddof)
+            out = (a - mean) / np.sqrt(var + eps)
+            if not np.isfinite(out).all() or var + eps < _UNDERFLOW[a.dtype.itemsize >= 8]:
+                out, mean = _whiten_rescaled(a, m, ddof, eps)  # the same formula at scale 2^-e
+        if not shift_mean:
+            out = out + mean
+    return finite_result(fn, (out * m).astype(a.dtype), x=x)
+
+
+# Below this, squares of deviations lose digits to underflow: float32, float64.
+_UNDERFLOW = [np.finfo(t).tiny / np.finfo(t).eps for t in (np.float32, np.float64)]
+
+
+def _whiten_rescaled(a, m, ddof: int, eps: float):
+    r"""`whiten` of ``a`` computed on $u = a \cdot 2^{-e}$ (max $|u| < 1$): neither the mean's
+    sum nor the squares can overflow, and squares that matter cannot underflow."""
+    e = pow2_exponent(a[m])
+    u = np.ldexp(a, -e) * m
+    n = m.sum()
+    mean_u = u.sum() / n
+    var_u = (((u - mean_u) * m) ** 2).sum() / (n - ddof)
+    eps_u = a.dtype.type(np.ldexp(eps, -2 * e))  # may be inf: then eps dominates, out = 0
+    return (u - mean_u) / np.sqrt(var_u + eps_u), np.ldexp(mean_u, e)

@@ -13,17 +13,21 @@ from ..autograd import ops
 from ..autograd.ops import exp, minimum
 from ._checks import (
     array_arg,
+    finite_result,
+    integer,
     mask_arg,
     masked_mean,
+    non_empty,
     non_negative,
     one_of,
     positive,
+    pow2_exponent,
     raw,
     same_shape,
     tensor_arg,
     unit_interval,
 )
-from .kl import kl_penalty
+from .kl import _kl
 
 
 def combined_reward(r_outcome, r_process, lam: float) -> np.ndarray:
@@ -40,9 +44,10 @@ def combined_reward(r_outcome, r_process, lam: float) -> np.ndarray:
     fn = "combined_reward"
     unit_interval(fn, "lam", lam)
     same_shape(fn, r_outcome=r_outcome, r_process=r_process)
-    return lam * array_arg(fn, "r_outcome", r_outcome) + (1 - lam) * array_arg(
+    r = lam * array_arg(fn, "r_outcome", r_outcome) + (1 - lam) * array_arg(
         fn, "r_process", r_process
     )
+    return finite_result(fn, r, r_outcome=r_outcome, r_process=r_process)
 
 
 def group_advantages(
@@ -68,34 +73,65 @@ def group_advantages(
     A group whose rewards are all equal carries no signal: its advantages are **exactly
     0**. We test the rewards for equality rather than $\sigma = 0$, because the float
     $\sigma$ of equal rewards can come out as 1e-17 and turn rounding noise into $A = \pm 1$.
-    A group of size 1 has no baseline: ValueError.
+    A group of size 1 has no baseline: ValueError. Groups whose squares overflow or
+    underflow (float32 rewards of $\pm 10^{20}$ or $10^{-30}$) are standardised at a
+    power-of-two scale, so with ``eps = std_floor = 0`` the result is the same for
+    $a \cdot r$ as for $r$ ($a > 0$).
 
     Notebook: notebooks/04_grpo.ipynb, §2 "Group-relative advantages",
     §3 "When every reward in a group is equal" and §12 "Exercises" (implement it).
     """
     fn = "group_advantages"
+    r = _groups(fn, rewards)
+    one_of(fn, "ddof", ddof, (0, 1))
+    non_negative(fn, "eps", eps)
+    non_negative(fn, "std_floor", std_floor)
+    all_equal = r.max(axis=-1, keepdims=True) == r.min(axis=-1, keepdims=True)  # (..., 1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        advantages, denominator = _standardize(r, eps, ddof, std_floor, scale, all_equal)
+        lost = ~np.isfinite(advantages).all(axis=-1, keepdims=True)  # (..., 1) overflowed
+        if scale:  # sigma overflowed (A = 0), or its squares underflowed uncovered by eps
+            small = denominator < _SMALL_STD[r.dtype.itemsize >= 8]
+            lost |= ~all_equal & (small | ~np.isfinite(denominator))
+        if lost.any():  # redo those groups on r / 2^e (max |r / 2^e| < 1): no digit changes
+            e = pow2_exponent(r, axis=-1, keepdims=True)  # (..., 1)
+            eps_e, floor_e = (np.ldexp(x, -e).astype(r.dtype) for x in (eps, std_floor))
+            redone, _ = _standardize(np.ldexp(r, -e), eps_e, ddof, floor_e, scale, all_equal, e)
+            advantages = np.where(lost, redone, advantages)
+    return finite_result(fn, np.where(all_equal, 0.0, advantages).astype(r.dtype), rewards=r)
+
+
+# sigma below this (float32, float64) may have lost digits to underflowing squares.
+_SMALL_STD = [np.sqrt(np.finfo(t).tiny / np.finfo(t).eps) for t in (np.float32, np.float64)]
+
+
+def _standardize(r, eps, ddof, std_floor, scale, all_equal, e=None):
+    """``(A, denominator)``: (r - mu)/(max(sigma, floor) + eps), or 2^e (r - mu) unscaled."""
+    mu = r.mean(axis=-1, keepdims=True)  # (..., 1)
+    advantages = r - mu
+    if not scale:
+        return (advantages if e is None else np.ldexp(advantages, e)), None
+    sigma = r.std(axis=-1, ddof=ddof, keepdims=True)  # (..., 1)
+    denominator = np.maximum(sigma, std_floor) + eps
+    return advantages / np.where(all_equal, 1.0, denominator), denominator
+
+
+def _groups(fn: str, rewards) -> np.ndarray:
     r = array_arg(fn, "rewards", rewards)
     if r.ndim == 0 or r.shape[-1] < 2:
         raise ValueError(
             f"{fn}: rewards of shape {r.shape} hold groups of size "
             f"{r.shape[-1] if r.ndim else 0}; the group size N (last axis) must be >= 2"
         )
-    one_of(fn, "ddof", ddof, (0, 1))
-    non_negative(fn, "eps", eps)
-    non_negative(fn, "std_floor", std_floor)
-    all_equal = r.max(axis=-1, keepdims=True) == r.min(axis=-1, keepdims=True)  # (..., 1)
-    mu = r.mean(axis=-1, keepdims=True)  # (..., 1)
-    advantages = r - mu
-    if scale:
-        sigma = r.std(axis=-1, ddof=ddof, keepdims=True)  # (..., 1)
-        advantages = advantages / np.where(all_equal, 1.0, np.maximum(sigma, std_floor) + eps)
-    return np.where(all_equal, 0.0, advantages).astype(r.dtype)
+    return r
 
 
 def frac_zero_std_groups(rewards) -> float:
     """Fraction of groups whose rewards are all equal, so they teach nothing
-    (TRL's ``frac_reward_zero_std``)."""
-    r = array_arg("frac_zero_std_groups", "rewards", rewards)
+    (TRL's ``frac_reward_zero_std``). No group at all is a ValueError."""
+    fn = "frac_zero_std_groups"
+    r = _groups(fn, rewards)
+    non_empty(fn, "rewards", r.size)
     return float(np.mean(r.max(axis=-1) == r.min(axis=-1)))
 
 
@@ -162,6 +198,9 @@ def grpo_loss(
         epsilon if epsilon_high is None else non_negative(fn, "epsilon_high", epsilon_high)
     )
     non_negative(fn, "beta", beta)
+    positive(fn, "max_log_ratio", max_log_ratio)
+    if max_completion_length is not None:
+        integer(fn, "max_completion_length", max_completion_length, 1)
     one_of(fn, "level", level, ("sequence", "token"))
     one_of(fn, "aggregation", aggregation, ("grpo", "bnpo", "dr_grpo", "dapo"))
     shape = same_shape(fn, logp_new=logp_new, logp_old=logp_old, logp_ref=logp_ref)
@@ -172,6 +211,7 @@ def grpo_loss(
         shape = shape + (1,)
     if len(shape) != 2:
         raise ValueError(f"{fn}: logp_new must be (B, T) or (B,), got shape {shape}")
+    non_empty(fn, "logp_new", shape[0])
     m = mask_arg(fn, mask, shape)
     if raw(advantages).shape != shape[:1]:
         raise ValueError(
@@ -189,11 +229,13 @@ def grpo_loss(
     if beta > 0:
         if logp_ref is None:
             raise ValueError(f"{fn}: beta={beta} > 0 needs logp_ref (the reference log-probs)")
-        per_token = per_token + beta * kl_penalty(new, raw(logp_ref), "k3", m, max_log_ratio)
+        per_token = per_token + beta * _kl(fn, new, raw(logp_ref), "k3", m, max_log_ratio)
     if aggregation == "grpo":
-        return masked_mean(per_token, m, axis=-1).mean()
-    if aggregation in ("bnpo", "dapo"):
-        return masked_mean(per_token, m)
-    length = shape[1] if max_completion_length is None else max_completion_length
-    positive(fn, "max_completion_length", length)
-    return per_token.sum() / float(shape[0] * length)
+        loss = masked_mean(per_token, m, axis=-1).mean()
+    elif aggregation in ("bnpo", "dapo"):
+        loss = masked_mean(per_token, m, fn=fn)
+    else:
+        length = shape[1] if max_completion_length is None else max_completion_length
+        positive(fn, "max_completion_length", length)
+        loss = per_token.sum() / float(shape[0] * length)
+    return finite_result(fn, loss, advantages=A, logp_new=new, logp_old=logp_old, beta=beta)
