@@ -95,13 +95,15 @@ def _config_fields(cls) -> list[dataclasses.Field]:
     return sorted(fields, key=lambda f: own.index(f.name) if f.name in own else len(own))
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, cls) -> None:
+def add_config_arguments(parser: argparse.ArgumentParser, cls, only=None) -> None:
     """One ``--field-name`` per field of config ``cls``, with its doc, default and range.
 
     A flag that is not given leaves no attribute (``argparse.SUPPRESS``), so the config's
     own default applies and a command can tell which flags were given."""
-    group = parser.add_argument_group(f"{cls.__name__} (minialign.train.{cls.__name__})")
+    group = parser.add_argument_group(f"{cls.__name__} ({cls.__module__}.{cls.__name__})")
     for f in _config_fields(cls):
+        if only is not None and f.name not in only:
+            continue
         kind, optional = field_type(cls, f.name)
         flag = "--" + f.name.replace("_", "-")
         unset = " ('none' to unset)" if optional and f.default is not None else ""
@@ -151,34 +153,8 @@ def _seed(text: str) -> int:
     return value
 
 
-def _fraction(text: str) -> float:
-    value = _number(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text}")
-    return value
-
-
-def _number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if value != value or value in (float("inf"), float("-inf")):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text}")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if not 1 <= value <= 1_000_000:
-        raise argparse.ArgumentTypeError(f"expected an integer in [1, 1000000], got {value}")
-    return value
-
-
 def _add_train_parsers(sub) -> None:
+    from .runs import TaskOptions
     from .train import DPOConfig, GRPOConfig, PPOConfig, RewardConfig, SFTConfig
 
     train = sub.add_parser("train", help="one training run from the shipped reference model")
@@ -192,39 +168,20 @@ def _add_train_parsers(sub) -> None:
         p = methods.add_parser(name, help=doc, description=doc)
         p.set_defaults(config_class=config, parser=p)
         add_config_arguments(p, config)
-        task = p.add_argument_group("task and data")
-        choices = ["sentiment", "arithmetic"] if name in ("sft", "grpo") else ["sentiment"]
-        task.add_argument("--task", choices=choices, default="sentiment", help="the toy task")
-        if name in ("rm", "dpo", "ppo"):
-            task.add_argument("--pairs", type=_count, default=2000, metavar="N",
-                              help="preference pairs to train on")  # fmt: skip
-            task.add_argument("--beta-bt", type=_annotator_beta, default=10.0, metavar="X",
-                              help="annotator sharpness: P(chosen) = sigmoid(beta_bt * Δr)")  # fmt: skip
-        if name == "ppo":
-            task.add_argument("--reward", choices=["rm", "true"], default="rm",
-                              help="optimise a reward model trained on --pairs (the proxy) "
-                              "or the task's true reward")  # fmt: skip
-        if name == "grpo":
-            task.add_argument("--process-weight", type=_fraction, default=None, metavar="X",
-                              help="arithmetic only: 1 - λ, the weight of the process reward "
-                              "(default: 0.5)")  # fmt: skip
+        add_config_arguments(p, TaskOptions, only=TaskOptions.FOR_METHOD[name])
         if name == "dpo":
             p.add_argument("--beta", type=_positive, default=None, metavar="FLOAT",
                            help="TRL's name for 1/τ; sets --tau to 1/beta (give one of the two)")  # fmt: skip
         _add_run_options(p, resume=True)
 
 
-def _annotator_beta(text: str) -> float:
-    value = _number(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
-    return value
-
-
 def _positive(text: str) -> float:
-    value = _number(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
     return value
 
 
@@ -286,24 +243,28 @@ def _demo(args) -> RunDir:
 
 
 def _train(args) -> RunDir:
-    from .runs import train_command, train_settings
+    from .runs import TaskOptions, train_command, train_settings
 
     overrides = {}
     if args.method == "dpo" and args.beta is not None:
         if hasattr(args, "tau"):
             args.parser.error("give --tau or --beta (= 1/tau), not both")
         overrides["tau"] = 1.0 / args.beta
-    if args.method == "grpo" and args.task == "sentiment" and args.process_weight is not None:
-        args.parser.error("--process-weight applies to --task arithmetic only")
     if args.resume and args.out is None and args.name is None:
         args.parser.error("--resume needs the run's --out or --name")
     try:
         config = config_from_args(args.config_class, args, **overrides)
+        options = config_from_args(TaskOptions, args)
     except ValueError as e:  # a rule that ties flags together, e.g. batch_size % num_mini_batches
         args.parser.error(str(e))
+    if args.method == "grpo" and options.task == "sentiment" and options.process_weight is not None:
+        args.parser.error("--process-weight applies to --task arithmetic only")
     run = _run_dir(args, args.method)
-    _announce(run.start(f"train {args.method}", train_settings(args, config)))
-    result = train_command(args, config, run)
+    _announce(
+        run.start(f"train {args.method}", train_settings(args.method, config, options, args.seed))
+    )
+    result = train_command(args.method, config, options, run, seed=args.seed,
+                           progress=not args.no_progress, resume=args.resume)  # fmt: skip
     run.finish("complete")
     print(json.dumps(result, indent=2))
     return run

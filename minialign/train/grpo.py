@@ -66,14 +66,14 @@ from ..objectives import (
     grpo_loss,
 )
 from ..optim import AdamW
-from .config import LoopConfig, knob
+from .config import RolloutConfig, knob
 from .history import History
 from .rollout import RewardFn, Rollout, Sampling, collect_rollout, policy_logprobs
 from .run import Run, get_rng, optimizer_step
 
 
 @dataclass(frozen=True)
-class GRPOConfig(LoopConfig):
+class GRPOConfig(RolloutConfig):
     """Every setting of `train_grpo` (TRL's ``GRPOConfig`` names where TRL has the knob)."""
 
     steps: int = knob(40, "GRPO iterations, each one rollout of groups then `epochs` steps", min=1)
@@ -110,25 +110,12 @@ class GRPOConfig(LoopConfig):
     )
     std_ddof: int = knob(0, "0: population σ (the equation); 1: Bessel's σ (TRL)", min=0, max=1)
     std_eps: float = knob(1e-8, "added to σ before dividing (TRL: 1e-4)", gt=0)
-    missing_eos_penalty: float | None = knob(
-        None, "subtract this from the reward of outputs without END (None: no penalty)"
-    )
-    temperature: float = knob(
-        1.0, "sampling temperature, also used for every log-prob in the loss", gt=0
-    )
     max_grad_norm: float | None = knob(
         1.0, "clip the gradient to this norm (None: no clipping)", gt=0
     )
-    eval_steps: int | None = knob(
-        10, "run eval_fn every this many iterations (None: steps // 10)", min=1
-    )
 
     def check(self) -> None:
-        if self.batch_size % self.num_generations:
-            raise ValueError(
-                f"GRPOConfig.batch_size ({self.batch_size}) must be a multiple of "
-                f"num_generations ({self.num_generations})"
-            )
+        self.check_divides("batch_size", "num_generations")
 
     @property
     def num_prompts(self) -> int:

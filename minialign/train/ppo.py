@@ -89,14 +89,14 @@ from ..objectives import (
     whiten,
 )
 from ..optim import AdamW
-from .config import LoopConfig, knob
+from .config import RolloutConfig, knob
 from .history import History
 from .rollout import RewardFn, Rollout, Sampling, collect_rollout, policy_logprobs
 from .run import Run, get_rng, optimizer_step
 
 
 @dataclass(frozen=True)
-class PPOConfig(LoopConfig):
+class PPOConfig(RolloutConfig):
     """Every setting of `train_ppo` (TRL's ``PPOConfig`` names where TRL has the knob)."""
 
     steps: int = knob(40, "PPO iterations, each one rollout then `epochs` passes of updates", min=1)
@@ -137,25 +137,12 @@ class PPOConfig(LoopConfig):
         "a response cut off at max_new_tokens counts as ended ('terminal') or bootstraps V ('bootstrap')",
         choices=("terminal", "bootstrap"),
     )
-    missing_eos_penalty: float | None = knob(
-        None, "subtract this from the score of responses without END (None: no penalty)"
-    )
-    temperature: float = knob(
-        1.0, "sampling temperature, also used for every log-prob in the loss", gt=0
-    )
     max_grad_norm: float | None = knob(
         1.0, "clip each network's gradient to this norm (None: no clipping)", gt=0
     )
-    eval_steps: int | None = knob(
-        10, "run eval_fn every this many iterations (None: steps // 10)", min=1
-    )
 
     def check(self) -> None:
-        if self.batch_size % self.num_mini_batches:
-            raise ValueError(
-                f"PPOConfig.batch_size ({self.batch_size}) must be a multiple of "
-                f"num_mini_batches ({self.num_mini_batches})"
-            )
+        self.check_divides("batch_size", "num_mini_batches")
 
     @property
     def mini_batch_size(self) -> int:
