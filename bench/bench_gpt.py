@@ -322,8 +322,10 @@ def _limit_threads(n: int) -> None:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=20, help="timed steps (medium: a quarter)")
-    ap.add_argument("--configs", nargs="*", default=["tiny", "small"], choices=list(CONFIGS))
-    ap.add_argument("--sampling-batches", nargs="*", type=int, default=[16])
+    ap.add_argument("--configs", nargs="*", default=["tiny", "small"], choices=list(CONFIGS),
+                    help="training-step configs (medium: V256 T128 d256 L6 H8 B16)")  # fmt: skip
+    ap.add_argument("--sampling-batches", nargs="*", type=int, default=[16],
+                    help="batch sizes for sampling (tiny config, 8 + 24 tokens)")  # fmt: skip
     ap.add_argument("--sampling-repeats", type=int, default=20)
     ap.add_argument("--memory", action="store_true", help="also measure peak memory per config")
     ap.add_argument("--no-torch", action="store_true")

@@ -404,3 +404,19 @@ def test_backward_on_a_leaf_gives_it_a_private_copy():
     a.backward(g)
     assert not np.shares_memory(a.grad, g)
     np.testing.assert_array_equal(a.grad, g)
+
+
+@given(
+    hnp.array_shapes(min_dims=0, max_dims=4, max_side=3),
+    hnp.array_shapes(min_dims=0, max_dims=4, max_side=3),
+)
+def test_broadcast_check_agrees_with_numpy(sa, sb):
+    from minialign.autograd.ops import _check_broadcast
+
+    try:
+        np.broadcast_shapes(sa, sb)
+    except ValueError:
+        with pytest.raises(ValueError, match="cannot be broadcast together"):
+            _check_broadcast(sa, sb)
+    else:
+        _check_broadcast(sa, sb)
