@@ -238,7 +238,7 @@ def _demo(args) -> RunDir:
     run_demo(run, config, seed=args.seed, progress=not args.no_progress)
     run.finish("complete", seconds=round(time.perf_counter() - t0, 1))
     print(f"\nwrote {run.path}/ (summary.json, metrics.jsonl, frontier.png, curves.png) "
-          f"in {time.perf_counter() - t0:.0f} s")  # fmt: skip
+          f"in {time.perf_counter() - t0:.0f} s, peak memory {run.info['peak_memory_mb']} MB")  # fmt: skip
     return run
 
 

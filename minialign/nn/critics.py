@@ -60,11 +60,14 @@ class RewardModel(_TrunkWithHead):
     def __init__(self, config: GPTConfig, rng=None):
         super().__init__(config, lambda: RewardHead(config.n_embd, rng=rng), rng=rng)
 
-    def score(self, tokens, response_mask) -> Tensor:
-        """$r_\\phi(x, y)$ per row, (B,): the prefix reward at the last response token."""
+    def score(self, tokens, response_mask, length: int | None = None) -> Tensor:
+        """$r_\\phi(x, y)$ per row, (B,): the prefix reward at the last response token.
+
+        The model reads the first ``length`` columns (default: up to the last response
+        token of any row; a causal model ignores what follows)."""
         tokens = np.asarray(tokens)
         last = last_response_index(response_mask)  # (B,)
-        T = int(last.max()) + 1  # nothing after the last scored token matters (causal)
+        T = int(last.max()) + 1 if length is None else length
         rewards = self(tokens[:, :T])  # (B, T)
         return rewards[np.arange(len(last)), last]  # (B,)
 
