@@ -976,8 +976,7 @@ config = PPOConfig(steps=40, batch_size=64, num_mini_batches=2, epochs=2, learni
 history = train_ppo(policy, reference, proxy, task.sample_prompts, sampling, config,
                     rng=np.random.default_rng(12), eval_fn=eval_fn, progress=False)
 print(f"true reward {history['eval_true_reward'][0]:+.3f} -> {history.last('eval_true_reward'):+.3f}"
-      f", KL to the reference {abs(history['eval_kl'][0]):.3f} -> {history.last('eval_kl'):.3f} nats"
-      f", {history.last('seconds'):.1f} s")
+      f", KL to the reference {abs(history['eval_kl'][0]):.3f} -> {history.last('eval_kl'):.3f} nats")
 print(f"proxy reward r_phi {history['eval_proxy_reward'][0]:+.2f} -> "
       f"{history.last('eval_proxy_reward'):+.2f}")
 plot_history_grid(history, [

@@ -634,7 +634,7 @@ for lam_ in (1.0, 0.5):
     h = train_grpo(policy, reference, arithmetic_reward_fn(task, lam_), task.sample_prompts,
                    sampling, config, rng=np.random.default_rng(0), progress=False)
     runs[lam_] = (policy, h)
-    print(f"lam = {lam_}: {h.last('seconds'):.1f} s; training-batch accuracy "
+    print(f"lam = {lam_}: training-batch accuracy "
           f"{h['reward_outcome'][:5].mean():.2f} -> {h['reward_outcome'][-5:].mean():.2f}, process "
           f"{h['reward_process'][:5].mean():.2f} -> {h['reward_process'][-5:].mean():.2f}")
     for key in ("reward_outcome", "reward_process"):  # both runs raise both
