@@ -62,18 +62,8 @@ def _sample(logp: np.ndarray, top_k: int | None, rng: np.random.Generator) -> np
     return np.minimum((cdf <= u).sum(axis=-1), p.shape[-1] - 1)  # inverse CDF, (B,)
 
 
-def generate(
-    model,
-    prompt_ids,
-    max_new_tokens: int,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    rng: np.random.Generator | int | None = None,
-    stop_token: int | None = None,
-    use_cache: bool = True,
-    pad_id: int = 0,
-) -> Generation:
-    """Sample up to ``max_new_tokens`` after ``prompt_ids`` (B, T_prompt); see the module doc."""
+def _check_arguments(model, prompt_ids, max_new_tokens, temperature, top_k) -> np.ndarray:
+    """The prompts as a (B, T_prompt) int array, or a ValueError naming the bad argument."""
     prompt = np.asarray(prompt_ids)
     if prompt.ndim == 1:
         prompt = prompt[None, :]  # one prompt -> a batch of one
@@ -98,13 +88,29 @@ def generate(
         isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1
     ):
         raise ValueError(f"generate: top_k must be None or an integer >= 1, got {top_k!r}")
+    if prompt.shape[1] + max_new_tokens > model.config.block_size:
+        raise ValueError(
+            f"generate: prompt length {prompt.shape[1]} + max_new_tokens {max_new_tokens} "
+            f"exceeds the model's block_size {model.config.block_size}"
+        )
+    return prompt
+
+
+def generate(
+    model,
+    prompt_ids,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    rng: np.random.Generator | int | None = None,
+    stop_token: int | None = None,
+    use_cache: bool = True,
+    pad_id: int = 0,
+) -> Generation:
+    """Sample up to ``max_new_tokens`` after ``prompt_ids`` (B, T_prompt); see the module doc."""
+    prompt = _check_arguments(model, prompt_ids, max_new_tokens, temperature, top_k)
     B, T_prompt = prompt.shape
     T_total = T_prompt + max_new_tokens
-    if T_total > model.config.block_size:
-        raise ValueError(
-            f"generate: prompt length {T_prompt} + max_new_tokens {max_new_tokens} exceeds "
-            f"the model's block_size {model.config.block_size}"
-        )
     rng = get_rng(rng)  # an int seeds a new generator
     tokens = np.full((B, T_total), pad_id, dtype=np.int64)
     tokens[:, :T_prompt] = prompt
