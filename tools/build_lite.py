@@ -90,8 +90,12 @@ def sha256(path: Path) -> str:
 
 
 def run(cmd: list[str], **kwargs) -> None:
+    """Run a step; its chatter is shown only if it fails."""
     print("  $", " ".join(str(c) for c in cmd), flush=True)
-    subprocess.run(cmd, check=True, **kwargs)
+    done = subprocess.run(cmd, capture_output=True, text=True, **kwargs)
+    if done.returncode:
+        print(done.stdout, done.stderr, sep="\n", file=sys.stderr)
+        raise BuildError(f"{cmd[0]} ... exited with {done.returncode}")
 
 
 def check_jupyterlite_versions() -> None:
@@ -108,6 +112,8 @@ def fetch_npm_pyodide(cache: Path) -> Path:
     """The npm tarball of the Pyodide core, checked against its registry integrity."""
     tarball = cache / f"pyodide-{PYODIDE_VERSION}.tgz"
     if not tarball.exists():
+        if shutil.which("npm") is None:
+            raise BuildError(f"npm is needed once, to fetch pyodide@{PYODIDE_VERSION} into {cache}")
         run(
             [
                 "npm",
@@ -279,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         build(args.out.resolve(), args.cache.resolve())
-    except (BuildError, subprocess.CalledProcessError) as err:
+    except BuildError as err:
         print(f"build_lite: {err}", file=sys.stderr)
         return 1
     size = sum(p.stat().st_size for p in args.out.rglob("*") if p.is_file())

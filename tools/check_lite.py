@@ -6,12 +6,13 @@ Serves the site built by tools/build_lite.py on 127.0.0.1, opens each notebook i
 JupyterLite's Notebook app, clears its committed outputs, runs all cells, and checks:
 every code cell ran (it has a fresh execution count), no cell shows an error, every cell
 that has a figure in the committed notebook has one now and it is drawn on the page, and
-no request went to any host but 127.0.0.1 (Chromium also resolves every other host to
-nothing, so a request elsewhere fails and is listed). Screenshots go to --shots. Prints
-the first load and the Run All time of each notebook; exits 1 on any failure.
+no request went to any host but 127.0.0.1, no console error, no failed request.
+Screenshots go to --shots. Prints the first load and the Run All time of each notebook;
+exits 1 on any failure.
 
-Chromium is Debian's /usr/bin/chromium driven through the `playwright` Python package
-(installed by the `lite` extra); no browser is downloaded.
+The browser is tools/browser.py: Debian's /usr/bin/chromium driven through the
+`playwright` package (the `lite` extra), resolving every host but the loopback ones to
+nothing; no browser is downloaded.
 """
 
 from __future__ import annotations
@@ -20,23 +21,21 @@ import argparse
 import functools
 import http.server
 import json
+import os
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from playwright.sync_api import sync_playwright
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from browser import Browser, is_local  # noqa: E402  (tools/ is not a package)
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SITE = ROOT / "docs" / "_build" / "html" / "lite"
 DEFAULT_SHOTS = ROOT / "build" / "lite-check"
-CHROMIUM = "/usr/bin/chromium"
 CI_NOTEBOOKS = ["00", "05"]
 PREFIX = "/lite"  # where the docs site serves it
-# Chromium asks every origin for /favicon.ico; the site cannot answer for the origin's root.
-BROWSER_NOISE = {"/favicon.ico"}
 
 # The state of the open notebook, read from JupyterLite's model (window.jupyterapp).
 NOTEBOOK_STATE = """() => {
@@ -65,8 +64,11 @@ START_KERNEL = """async () => {
   await app.commands.execute('notebook:clear-all-cell-outputs');
 }"""
 
-RUN_ALL = """async () => {
-  await window.jupyterapp.commands.execute('notebook:run-all-cells');
+# Starts Run All and returns at once; window.runAllDone turns true when it has finished.
+RUN_ALL = """() => {
+  window.runAllDone = false;
+  window.jupyterapp.commands.execute('notebook:run-all-cells')
+    .finally(() => { window.runAllDone = true; });
 }"""
 
 
@@ -75,8 +77,14 @@ class Result:
     name: str
     load_s: float = 0.0
     run_s: float = 0.0
+    run_cpu_s: float = 0.0
     failures: list[str] = field(default_factory=list)
     stderr: list[str] = field(default_factory=list)
+    cell_s: dict[int, float] = field(default_factory=dict)  # code cell -> seconds (approx.)
+
+    def slow_cells(self, at_least_s: float = 5.0) -> str:
+        slow = [f"{i}: {t:.0f} s" for i, t in self.cell_s.items() if t >= at_least_s]
+        return ", ".join(slow) or "none"
 
 
 class _SiteHandler(http.server.SimpleHTTPRequestHandler):
@@ -90,6 +98,8 @@ class _SiteHandler(http.server.SimpleHTTPRequestHandler):
     }
 
     def translate_path(self, path: str) -> str:
+        if path == "/favicon.ico":  # Chromium asks the origin's root; the docs site has one
+            return str(Path(self.directory) / "lab" / "favicon.ico")
         if not path.startswith(PREFIX + "/"):
             return str(Path(self.directory) / ".outside-the-site")  # no such file: a 404
         return super().translate_path(path[len(PREFIX) :])
@@ -103,6 +113,27 @@ def serve(site: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def browser_cpu_s() -> float:
+    """CPU seconds used so far by this process's descendants (Chromium, the kernel's worker
+    thread included); wall time on a busy machine says little, this says what Run All costs.
+    Linux only (/proc); elsewhere 0."""
+    children: dict[int, list[int]] = {}
+    stats: dict[int, list[str]] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        stats[int(entry.name)] = fields
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+    todo, ticks = list(children.get(os.getpid(), [])), 0
+    while todo:
+        pid = todo.pop()
+        ticks += int(stats[pid][11]) + int(stats[pid][12])  # utime + stime
+        todo += children.get(pid, [])
+    return ticks / os.sysconf("SC_CLK_TCK") if stats else 0.0
 
 
 def committed_images(path: Path) -> list[int]:
@@ -128,81 +159,69 @@ def judge(result: Result, state: dict, expected_images: list[int]) -> None:
         )
 
 
-def check_notebook(context, base: str, path: Path, shots: Path, timeout_s: float) -> Result:
+def check_notebook(browser: Browser, base: str, path: Path, timeout_s: float) -> Result:
     result = Result(path.stem)
-    page = context.new_page()
-    page.set_default_timeout(timeout_s * 1000)
-    page.on("pageerror", lambda err: result.failures.append(f"page error: {err}"))
-    page.on(
-        "response",
-        lambda r: (
-            r.status >= 400
-            and urlsplit(r.url).path not in BROWSER_NOISE
-            and result.failures.append(f"HTTP {r.status}: {r.url}")
-        ),
-    )
-    page.on(
-        "console",
-        lambda msg: (
-            msg.type == "error"
-            and not msg.text.startswith("Failed to load resource")  # listed by the "response" hook
-            and result.failures.append(f"console error: {msg.text} ({msg.location.get('url')})")
-        ),
-    )
     start = time.perf_counter()
-    page.goto(f"{base}{PREFIX}/notebooks/index.html?path={path.name}")
+    visit = browser.visit(
+        f"{base}{PREFIX}/notebooks/index.html?path={path.name}", timeout_ms=timeout_s * 1000
+    )
+    page = visit.page
+    page.set_default_timeout(timeout_s * 1000)
     page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget")
     page.evaluate(START_KERNEL)
     result.load_s = time.perf_counter() - start
-    start = time.perf_counter()
+    start = last = time.perf_counter()
+    cpu_start = browser_cpu_s()
     page.evaluate(RUN_ALL)
+    ran = 0
+    while not page.evaluate("() => window.runAllDone"):
+        now_ran = sum(c["count"] is not None for c in page.evaluate(NOTEBOOK_STATE)["cells"])
+        if now_ran > ran:  # cells run in order: code cell `ran` took the time since `last`
+            result.cell_s[ran] = time.perf_counter() - last
+            ran, last = now_ran, time.perf_counter()
+        if time.perf_counter() - start > timeout_s:
+            result.failures.append(f"Run All still busy after {timeout_s:.0f} s, at cell {ran}")
+            break
+        page.wait_for_timeout(250)
+    result.cell_s[ran] = time.perf_counter() - last
     result.run_s = time.perf_counter() - start
+    result.run_cpu_s = browser_cpu_s() - cpu_start
     page.wait_for_timeout(500)  # let the last figures decode
     judge(result, page.evaluate(NOTEBOOK_STATE), committed_images(path))
-    page.screenshot(path=str(shots / f"{path.stem}-end.png"))
+    visit.screenshot(f"{path.stem}-end", full_page=False)
     figures = page.locator(".jp-OutputArea-output img")
     if figures.count():
         figures.last.scroll_into_view_if_needed()
-        page.screenshot(path=str(shots / f"{path.stem}-last-figure.png"))
+        visit.screenshot(f"{path.stem}-last-figure", full_page=False)
+    result.failures += visit.problems()
     page.close()
     return result
 
 
-def run(site: Path, names: list[str], shots: Path, timeout_s: float) -> list[Result]:
+def run(
+    site: Path, names: list[str], shots: Path, timeout_s: float, verbose: bool = False
+) -> list[Result]:
     notebooks = sorted((site / "files").glob("*.ipynb"))
     chosen = [nb for nb in notebooks if any(nb.name.startswith(n) for n in names)]
     if not chosen:
         raise SystemExit(f"check_lite: no notebooks matching {names} in {site / 'files'}")
-    shots.mkdir(parents=True, exist_ok=True)
     server, base = serve(site)
-    off_machine: list[str] = []
+    off_machine: list[str] = []  # the kernel's Web Worker fetches too: watch the whole context
     results = []
     try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(
-                executable_path=CHROMIUM,
-                args=["--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"],
-            )
-            context = browser.new_context(viewport={"width": 1280, "height": 900})
-            context.on(
-                "request",
-                lambda r: (
-                    None
-                    if r.url.startswith((base, "data:", "blob:"))
-                    else off_machine.append(r.url)
-                ),
-            )
+        with Browser(screenshot_dir=shots) as browser:
+            browser.context.on("request", lambda r: is_local(r.url) or off_machine.append(r.url))
             for path in chosen:
-                results.append(check_notebook(context, base, path, shots, timeout_s))
-                print(f"{results[-1].name:40s} load {results[-1].load_s:5.1f} s  "
-                      f"run all {results[-1].run_s:6.1f} s", flush=True)  # fmt: skip
-            browser.close()
+                results.append(check_notebook(browser, base, path, timeout_s))
+                r = results[-1]
+                print(f"{r.name:32s} load {r.load_s:5.1f} s  run all {r.run_s:6.1f} s "
+                      f"(browser CPU {r.run_cpu_s:6.1f} s)", flush=True)  # fmt: skip
+                if verbose:
+                    print(f"  code cells over 5 s: {r.slow_cells()}", flush=True)
     finally:
         server.shutdown()
     if off_machine and results:
-        results[-1].failures += [
-            f"request off the machine: {url}" for url in sorted(set(off_machine))
-        ]
+        results[-1].failures += [f"request left the machine: {u}" for u in sorted(set(off_machine))]
     return results
 
 
@@ -213,8 +232,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--all", action="store_true", help="every notebook")
     parser.add_argument("--shots", type=Path, default=DEFAULT_SHOTS, help="screenshot folder")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per notebook")
+    parser.add_argument("--verbose", action="store_true", help="list the code cells over 5 s")
     args = parser.parse_args(argv)
-    results = run(args.site, [""] if args.all else args.notebooks, args.shots, args.timeout)
+    names = [""] if args.all else args.notebooks
+    results = run(args.site, names, args.shots, args.timeout, args.verbose)
     failed = False
     for result in results:
         for line in result.stderr:
