@@ -127,7 +127,9 @@ def fetch_npm_pyodide(cache: Path) -> Path:
     algo, _, want = PYODIDE_NPM_INTEGRITY.partition("-")
     have = base64.b64encode(hashlib.new(algo, tarball.read_bytes()).digest()).decode()
     if have != want:
-        raise BuildError(f"{tarball.name}: {algo} {have} is not the pinned {want}")
+        raise BuildError(
+            f"{tarball}: {algo} {have} is not the pinned {want} (delete it to fetch again)"
+        )
     return tarball
 
 
@@ -141,7 +143,9 @@ def fetch_pypi(name: str, version: str, want_sha256: str, cache: Path) -> Path:
     if len(found) != 1:
         raise BuildError(f"expected one wheel of {name}=={version} in {cache}, found {found}")
     if (have := sha256(found[0])) != want_sha256:
-        raise BuildError(f"{found[0].name}: sha256 {have} is not the pinned {want_sha256}")
+        raise BuildError(
+            f"{found[0]}: sha256 {have} is not the pinned {want_sha256} (delete it to fetch again)"
+        )
     return found[0]
 
 
