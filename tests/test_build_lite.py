@@ -11,6 +11,7 @@ import tarfile
 import zipfile
 from pathlib import Path
 
+import nbformat
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -105,3 +106,17 @@ def test_the_npm_tarball_is_checked_against_its_integrity(tmp_path):
     (tmp_path / f"pyodide-{build_lite.PYODIDE_VERSION}.tgz").write_bytes(b"something else")
     with pytest.raises(build_lite.BuildError, match="is not the pinned"):
         build_lite.fetch_npm_pyodide(tmp_path)
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "notebooks").glob("*.ipynb")), ids=lambda p: p.name)
+def test_the_site_copy_of_a_notebook_is_the_same_notebook_with_joined_lines(path, tmp_path):
+    copy = build_lite.joined_notebook(path, tmp_path)
+    assert nbformat.read(copy, as_version=4) == nbformat.read(path, as_version=4)
+    cells = json.loads(copy.read_text())["cells"]
+    values = [c["source"] for c in cells] + [
+        v
+        for c in cells
+        for o in c.get("outputs", [])
+        for v in [o.get("text"), *o.get("data", {}).values()]
+    ]
+    assert not any(isinstance(v, list) for v in values)

@@ -220,6 +220,25 @@ def build_minialign_wheel(dest: Path) -> Path:
         return Path(shutil.copy2(wheel, dest))
 
 
+def joined_notebook(path: Path, dest: Path) -> Path:
+    """A copy of the notebook with every multiline string joined. On disk nbformat splits
+    them into lists of lines; Jupyter's server joins them again before JupyterLab sees them,
+    JupyterLite serves the file as it is, and JupyterLab's table of contents then fails on
+    a Markdown output given as a list (page errors on every cell run)."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    for cell in nb["cells"]:
+        if isinstance(cell.get("source"), list):
+            cell["source"] = "".join(cell["source"])
+        for output in cell.get("outputs", []):
+            if isinstance(output.get("text"), list):
+                output["text"] = "".join(output["text"])
+            for mime, value in output.get("data", {}).items():
+                if isinstance(value, list):
+                    output["data"][mime] = "".join(value)
+    (dest / path.name).write_text(json.dumps(nb, indent=1, ensure_ascii=False), encoding="utf-8")
+    return dest / path.name
+
+
 def jupyterlite_config() -> dict:
     return {
         "jupyter-lite-schema-version": 0,
@@ -266,7 +285,11 @@ def build(out: Path, cache: Path) -> None:
         lock["packages"]["minialign"] = lock_entry(wheel, "minialign", MINIALIGN_DEPENDS)
         (pyodide_dir / "pyodide-lock.json").write_text(json.dumps(lock, indent=1, sort_keys=True))
         (lite_dir / "jupyter-lite.json").write_text(json.dumps(jupyterlite_config(), indent=2))
-        notebooks = sorted((ROOT / "notebooks").glob("*.ipynb"))
+        (Path(tmp) / "notebooks").mkdir()
+        notebooks = [
+            joined_notebook(nb, Path(tmp) / "notebooks")
+            for nb in sorted((ROOT / "notebooks").glob("*.ipynb"))
+        ]
         if out.exists():
             shutil.rmtree(out)
         run([sys.executable, "-m", "jupyterlite_core", "build", "--lite-dir", str(lite_dir),

@@ -64,6 +64,18 @@ START_KERNEL = """async () => {
   await app.commands.execute('notebook:clear-all-cell-outputs');
 }"""
 
+# Scrolls the notebook to its last cell with a figure (the notebook draws only the cells
+# near the viewport, so a DOM scroll would wait for an element that is not there yet).
+SHOW_LAST_FIGURE = """async () => {
+  const notebook = window.jupyterapp.shell.currentWidget.content;
+  const cells = [...notebook.model.cells];
+  const last = cells.map((c, i) => c.type === 'code' && c.outputs.toJSON()
+    .some(o => o.data && o.data['image/png']) ? i : -1).filter(i => i >= 0).pop();
+  if (last === undefined) return false;
+  await notebook.scrollToItem(last, 'end');  // the figure is at the cell's foot
+  return true;
+}"""
+
 # Starts Run All and returns at once; window.runAllDone turns true when it has finished.
 RUN_ALL = """() => {
   window.runAllDone = false;
@@ -189,9 +201,8 @@ def check_notebook(browser: Browser, base: str, path: Path, timeout_s: float) ->
     page.wait_for_timeout(500)  # let the last figures decode
     judge(result, page.evaluate(NOTEBOOK_STATE), committed_images(path))
     visit.screenshot(f"{path.stem}-end", full_page=False)
-    figures = page.locator(".jp-OutputArea-output img")
-    if figures.count():
-        figures.last.scroll_into_view_if_needed()
+    if page.evaluate(SHOW_LAST_FIGURE):
+        page.wait_for_timeout(1000)  # cells off screen are drawn when scrolled to
         visit.screenshot(f"{path.stem}-last-figure", full_page=False)
     result.failures += visit.problems()
     page.close()
