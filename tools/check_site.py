@@ -63,10 +63,11 @@ def off_site(url: str) -> bool:
 def static_problems(site: Path) -> tuple[list[str], int]:
     """Off-site loads and broken in-site links in the built files; (problems, pages)."""
     problems, ids = [], {}
-    pages = sorted(site.rglob("*.html"))
+    lite = site / "lite"  # the JupyterLite app: tools/check_lite.py checks it
+    pages = sorted(p for p in site.rglob("*.html") if lite not in p.parents)
     for page in pages:
         ids[page] = set(IDS.findall(page.read_text(encoding="utf-8", errors="replace")))
-    for path in pages + sorted(site.rglob("*.css")):
+    for path in pages + sorted(p for p in site.rglob("*.css") if lite not in p.parents):
         text = path.read_text(encoding="utf-8", errors="replace")
         where = path.relative_to(site)
         for groups in LOADS.findall(text):
@@ -80,6 +81,12 @@ def static_problems(site: Path) -> tuple[list[str], int]:
             if parsed.scheme or href.startswith(("//", "mailto:")):
                 continue  # a link out of the site: a reader's choice, nothing is loaded
             target = (path.parent / unquote(parsed.path)).resolve() if parsed.path else path
+            if lite.resolve() in target.parents and not lite.exists():
+                continue  # "run in your browser" links: the lite site is built separately
+            if lite.resolve() in target.parents:  # a page of the app: it must exist
+                if not target.exists():
+                    problems.append(f"{where} links to missing file {href}")
+                continue
             if target.is_dir():
                 target = target / "index.html"
             if target.suffix != ".html":

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import json
 import re
 import shutil
 from pathlib import Path
@@ -163,7 +164,7 @@ def notebook_links(text: str, page_prefix: str) -> str:
             out.append(f"`notebooks/{notebook}.ipynb <{url}>`__")
 
             def section(m, url=url):
-                title = m.group(2).replace("`", "")
+                title = " ".join(m.group(2).replace("`", "").split())  # may wrap lines
                 anchor = slug(f"{m.group(1)}. {title}")
                 label = title.replace("$", "")
                 return f'`§{m.group(1)} "{label}" <{url}#{anchor}>`__'
@@ -248,8 +249,16 @@ def process_docstring(app, what, name, obj, options, lines):
 # ---------------------------------------------------------------------------------------
 
 
+RUN_IN_BROWSER = (
+    '<p class="minialign-run-lite"><a href="../lite/notebooks/index.html?path={name}">'
+    "&#9654; Run this notebook in your browser</a> (JupyterLite: Python runs in the page, "
+    "nothing to install; built by <code>python tools/build_lite.py</code>)</p>"
+)
+
+
 def copy_notebooks(app) -> None:
-    """notebooks/*.ipynb -> docs/notebooks/ (only files that changed, so rebuilds are quick)."""
+    """notebooks/*.ipynb -> docs/notebooks/, each opening with a link that runs it in the
+    browser (only files that changed are written, so rebuilds are quick)."""
     target = DOCS / "notebooks"
     target.mkdir(exist_ok=True)
     wanted = {p.name: p for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))}
@@ -257,9 +266,19 @@ def copy_notebooks(app) -> None:
         if old.name not in wanted:
             old.unlink()
     for name, src in wanted.items():
+        nb = json.loads(src.read_text(encoding="utf-8"))
+        link = RUN_IN_BROWSER.format(name=name)
+        first = nb["cells"][0] if nb["cells"] else None
+        if first and first["cell_type"] == "markdown" and "".join(first["source"]).startswith("# "):
+            title, _, rest = "".join(first["source"]).partition("\n")
+            first["source"] = f"{title}\n\n{link}\n{rest}"  # right under the title
+        else:
+            nb["cells"].insert(0, {"cell_type": "markdown", "id": "run-in-browser",
+                                   "metadata": {}, "source": link})  # fmt: skip
+        text = json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
         dst = target / name
-        if not dst.exists() or dst.read_bytes() != src.read_bytes():
-            shutil.copyfile(src, dst)
+        if not dst.exists() or dst.read_text(encoding="utf-8") != text:
+            dst.write_text(text, encoding="utf-8")
 
 
 def public_names(module_name: str) -> list[str]:
