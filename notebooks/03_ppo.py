@@ -81,6 +81,7 @@ warnings.filterwarnings("ignore", category=TqdmWarning)
 
 import minialign as ma
 import minialign.functional as F
+from minialign.interactive import Slider, interactive_figure
 from minialign.nn import RewardModel, ValueModel, generate, sequence_logprobs
 from minialign.objectives import (
     categorical_kl,
@@ -545,20 +546,37 @@ assert grads[25.0, -1.0] == 0.0  # beyond the clamp only
 # $\hat{A} > 0$ the objective stops rising once the ratio passes $1 + \epsilon$; for
 # $\hat{A} < 0$ it stops rising once the ratio falls below $1 - \epsilon$. There the gradient is
 # exactly zero. The shaded regions are where autograd, through `ppo_clip_loss` itself, returns
-# a zero gradient:
+# a zero gradient. Above the figure, in a live notebook (JupyterLab, or the browser site), a
+# slider sets $\epsilon$ (GitHub shows $\epsilon = 0.2$). Move it and watch the objective turn
+# flat at $1 \pm \epsilon$, with the shaded region following the edge: the smaller
+# $\epsilon$, the more of these ratios get no gradient at all (the cell prints how many).
 
 # %%
 eps = 0.2
 grid = np.linspace(0.3, 1.7, 281)
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-for ax, adv in zip(axes, (1.0, -1.0)):
-    logp = ma.tensor(np.log(grid), requires_grad=True)  # one "token" per ratio value
-    ppo_clip_loss(logp, np.zeros_like(grid), np.full_like(grid, adv), eps).backward()
-    zero_grad = logp.grad == 0.0
-    plot_clipped_surrogate(grid, adv, eps, zero_grad, ax=ax)
-    # the zero-gradient region is exactly where the clip binds
-    assert np.array_equal(zero_grad, grid > 1 + eps if adv > 0 else grid < 1 - eps)
-plt.show()
+
+
+def zero_gradient(ratios, adv, epsilon):
+    """Where d L^CLIP / d log pi_theta is exactly 0, measured with autograd."""
+    logp = ma.tensor(np.log(ratios), requires_grad=True)  # one "token" per ratio value
+    ppo_clip_loss(logp, np.zeros_like(ratios), np.full_like(ratios, adv), epsilon).backward()
+    return logp.grad == 0.0
+
+
+def clipped_objective(axes, epsilon):
+    for ax, adv in zip(axes, (1.0, -1.0)):
+        plot_clipped_surrogate(grid, adv, epsilon, zero_gradient(grid, adv, epsilon), ax=ax)
+
+
+interactive_figure(clipped_objective, ncols=2, epsilon=Slider(eps, 0.05, 0.5, 0.05, label="ε"))
+blocked = {}
+for epsilon in (0.05, eps, 0.5):  # the slider's ends and its start
+    for adv in (1.0, -1.0):  # the zero-gradient region is exactly where the clip binds
+        zero_grad = zero_gradient(grid, adv, epsilon)
+        assert np.array_equal(zero_grad, grid > 1 + epsilon if adv > 0 else grid < 1 - epsilon)
+    blocked[epsilon] = zero_grad.mean()
+    print(f"epsilon = {epsilon:4}: zero gradient on {blocked[epsilon]:.0%} of the ratios drawn")
+assert blocked[0.05] > blocked[eps] > blocked[0.5]
 
 # %% [markdown]
 # Note what the clip does *not* do: with $\hat{A} > 0$ and a ratio that has fallen below

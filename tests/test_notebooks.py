@@ -146,6 +146,33 @@ def test_clean_makes_ids_stable_and_drops_timings(tmp_path):
     assert len({c.id for c in first.cells}) == len(first.cells)
 
 
+def test_clean_drops_widget_views_and_keeps_the_figure_under_them(tmp_path):
+    _, ipynb = _pair(tmp_path)
+    nb = tool.read_ipynb(ipynb)
+    sliders = nbformat.v4.new_output("display_data", data={
+        "text/plain": "VBox(children=(FloatSlider(value=0.2),))",
+        tool.WIDGET_VIEW: {"version_major": 2, "version_minor": 0, "model_id": "abc"}})  # fmt: skip
+    figure = nbformat.v4.new_output("display_data", data={"image/png": "iVBORw0KGgo="})
+    nb.cells[1].outputs = [sliders, figure]
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
+    cleaned = tool.clean(nb)
+    assert cleaned.cells[1].outputs == [figure] and "widgets" not in cleaned.metadata
+
+
+@pytest.mark.parametrize("ipynb", NOTEBOOKS, ids=ids)
+def test_notebook_shows_no_widget_repr_on_github(ipynb):
+    """Sliders live only in a live kernel; the committed file keeps the figure under them."""
+    nb = tool.read_ipynb(ipynb)
+    widgets = [
+        i
+        for i, cell in enumerate(nb.cells)
+        for out in cell.get("outputs", [])
+        if tool.WIDGET_VIEW in out.get("data", {})
+        or "children=(" in str(out.get("data", {}).get("text/plain", ""))
+    ]
+    assert not widgets, f"{ipynb.name}: cells {widgets} show a widget's text repr"
+
+
 def test_check_names_the_broken_notebook(tmp_path):
     _, ipynb = _pair(tmp_path)
     problems = tool.check([ipynb], strays=False)

