@@ -72,6 +72,7 @@
 
 # %%
 import copy
+import sys
 import warnings
 
 import matplotlib.pyplot as plt
@@ -83,6 +84,7 @@ from tqdm import TqdmWarning
 warnings.filterwarnings("ignore", category=TqdmWarning)
 
 import minialign as ma
+from minialign.interactive import Slider, interactive_figure, plot_bars
 from minialign.nn import generate, sequence_logprobs
 from minialign.objectives import (
     combined_reward,
@@ -214,6 +216,41 @@ np.testing.assert_allclose(group_advantages(batch, ddof=1), group_advantages(bat
 # at most 0.1: dividing by $\sigma$ makes GRPO blind to how big the differences are (Dr. GRPO,
 # below, drops the division for that reason).
 #
+# **Moving $\lambda$.** Back to the group of section 1. In a live notebook (JupyterLab, or the
+# browser site) a slider above the next figure sets $\lambda$; GitHub shows $\lambda = 0.5$.
+# Slide it to 1 and only the outcome counts: the six wrong answers tie, however many sound
+# steps they took, and share one advantage. Lower it and the wrong answers with some sound
+# steps ("partial" on the axis) climb above those without, until at $\lambda = 0$ only the
+# steps count and a wrong answer with two sound steps of three is pushed *up*. The bars of
+# $A_i$ keep a mean of 0 and a mean square of 1 throughout: $\lambda$ changes which outputs
+# are pushed up and how far apart they sit, never the overall scale.
+
+# %%
+short = {"right, sound steps": "right", "right, unsound steps": "right?",
+         "wrong, some sound steps": "partial", "wrong, no sound step": "wrong"}
+outputs = [f"{i}\n{short[k]}" for i, k in enumerate(kind)]
+
+
+def mixed_group(axes, lam):
+    r_lam = combined_reward(r_outcome, r_process, lam)
+    plot_bars({"outcome": r_outcome, "process": r_process, r"$r_i$ (the mix)": r_lam}, axes[0],
+              labels=outputs, title=rf"Rewards of the group, $\lambda$ = {lam:.2f}",
+              ylabel="reward", fontsize=8)
+    plot_bars({"A_i": group_advantages(r_lam)}, axes[1], labels=outputs, hlines={"": 0.0},
+              legend=False, title=rf"Advantages $A_i$, $\lambda$ = {lam:.2f}", ylabel="advantage")
+
+
+interactive_figure(mixed_group, ncols=2, width=6.0, lam=Slider(lam, 0.0, 1.0, 0.05, label="λ"))
+wrong = r_outcome == 0
+for lam_ in (1.0, lam, 0.0):
+    A_lam = group_advantages(combined_reward(r_outcome, r_process, lam_))
+    print(f"lam = {lam_}: the {wrong.sum()} wrong answers get {len(np.unique(A_lam[wrong].round(6)))}"
+          f" different advantages, {np.unique(A_lam[wrong].round(2))}")
+    np.testing.assert_allclose([A_lam.mean(), (A_lam**2).mean()], [0.0, 1.0], atol=1e-6)
+assert np.ptp(group_advantages(r_outcome)[wrong]) < 1e-9 < np.ptp(A[wrong])  # tied only at lam = 1
+assert group_advantages(r_process)[wrong].max() > 0  # lam = 0: a wrong answer pushed up
+
+# %% [markdown]
 # ## 3. When every reward in a group is equal
 #
 # If all $N$ answers get the same reward (all right, or all wrong), then $\sigma = 0$ and the
@@ -619,17 +656,19 @@ assert (
 #
 # ## 10. A short GRPO run: outcome only, or outcome and process
 #
-# Two runs from the same reference and the same seed, 60 iterations of 16 prompts × 8 samples,
+# Two runs from the same reference and the same seed, 60 iterations of 16 prompts × 8 samples
+# (30 in the browser site, where Python runs several times slower; the checks below hold for both),
 # learning rate $3\cdot10^{-4}$, token-level ratios, `"bnpo"` aggregation, one gradient step per
 # batch (so the ratio is 1 when the loss is computed), $\beta = 0$ (no KL term). The reward is the
 # task's exact outcome/process reward (`arithmetic_reward_fn`), so there is no reward model to
 # fool; the only question is what each reward teaches.
 
 # %%
+STEPS = 30 if sys.platform == "emscripten" else 60  # emscripten: Pyodide, in the browser site
 runs = {}
 for lam_ in (1.0, 0.5):
     policy = copy.deepcopy(reference).requires_grad_(True)
-    config = GRPOConfig(steps=60, num_generations=8, batch_size=128, learning_rate=3e-4,
+    config = GRPOConfig(steps=STEPS, num_generations=8, batch_size=128, learning_rate=3e-4,
                         loss_type="bnpo")
     h = train_grpo(policy, reference, arithmetic_reward_fn(task, lam_), task.sample_prompts,
                    sampling, config, rng=np.random.default_rng(0), progress=False)

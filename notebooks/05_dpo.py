@@ -79,6 +79,7 @@
 import copy
 import dataclasses
 import math
+import sys
 import warnings
 
 import matplotlib.pyplot as plt
@@ -91,6 +92,7 @@ warnings.filterwarnings("ignore", category=TqdmWarning)
 
 import minialign as ma
 import minialign.functional as F
+from minialign.interactive import Slider, interactive_figure
 from minialign.nn import generate, sequence_logprobs
 from minialign.objectives import (
     bradley_terry_loss,
@@ -426,24 +428,44 @@ print("-(1/tau) sigma(.) / B    :", -weight / tau / B)
 np.testing.assert_allclose(chosen_t.grad, -weight / tau / B, rtol=1e-12)
 np.testing.assert_allclose(rejected_t.grad, +weight / tau / B, rtol=1e-12)
 
+# %% [markdown]
+# The loss and the weight as functions of the margin, with the three pairs above as dots. In
+# a live notebook (JupyterLab, or the browser site) a slider sets $\tau$; GitHub shows
+# $\tau = 0.5$, with every other stop of the slider in grey. Slide it down to 0.1 and watch
+# the weight become a step; slide it up to 10 (TRL's default $\beta = 0.1$) and watch it flatten
+# towards 1/2, margins or not.
+
 # %%
 delta_grid = np.linspace(-6, 6, 241)
-taus = (0.25, 0.5, 1.0, 2.0, 4.0)
-fig, (ax_loss, ax_w) = panels(2)
-plot_curves({rf"$\tau$ = {t} ($\beta$ = {1 / t:g})": (delta_grid, np.logaddexp(0, -delta_grid / t))
-             for t in taus}, ax_loss, title=r"Loss of one pair: $-\log\sigma(\Delta_\theta/\tau)$",
-            xlabel=r"margin $\Delta_\theta$ (nats)", ylabel="loss",
-            hlines={"log 2": np.log(2)}, vlines={"": 0.0}, fontsize=8)
-ax_loss.set_ylim(0, 6)
-plot_curves({rf"$\tau$ = {t}": (delta_grid, sigmoid(-delta_grid / t)) for t in taus}, ax_w,
-            title=r"Weight of a pair in the gradient: $\sigma(-\Delta_\theta/\tau)$",
-            xlabel=r"margin $\Delta_\theta$ (nats)", ylabel="weight", vlines={"": 0.0}, fontsize=8)
-fig.tight_layout()
+taus = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 10.0)  # the slider's stops
+
+
+def loss_and_weight(axes, tau):
+    for ax, f in zip(axes, (lambda d, t: np.logaddexp(0, -d / t), lambda d, t: sigmoid(-d / t))):
+        for t in taus:  # every stop of the slider, in grey
+            ax.plot(delta_grid, f(delta_grid, t), color="gray", alpha=0.3, lw=1,
+                    label=r"other $\tau$" if t == taus[0] else None)
+        ax.plot(delta_grid, f(delta_grid, tau), lw=2, label=rf"$\tau$ = {tau:g} ($\beta$ = {1 / tau:g})")
+        ax.plot(delta, f(delta, tau), "o", color="tab:red", label="the three pairs")
+    axes[0].set_ylim(0, 6)
+    decorate(axes[0], r"Loss of one pair: $-\log\sigma(\Delta_\theta/\tau)$",
+             r"margin $\Delta_\theta$ (nats)", "loss", hlines={"log 2": np.log(2)}, vlines={"": 0.0},
+             fontsize=8)
+    decorate(axes[1], r"Weight of a pair in the gradient: $\sigma(-\Delta_\theta/\tau)$",
+             r"margin $\Delta_\theta$ (nats)", "weight", vlines={"": 0.0}, fontsize=8)
+
+
+interactive_figure(loss_and_weight, ncols=2, tau=Slider(tau, options=taus, label="τ"))
+for t in (0.1, tau, 10.0):
+    print(f"tau = {t:4}: weights sigma(-Delta/tau) of the three pairs {sigmoid(-delta / t)}")
+step, flat = sigmoid(-delta / 0.1), sigmoid(-delta / 10.0)
+assert np.all((step < 0.01) | (step > 0.99)) and np.all(np.abs(flat - 0.5) < 0.05)
 
 # %% [markdown]
 # A small $\tau$ makes the weight a sharp step: pairs on the wrong side get full weight, the rest
-# almost none. A large $\tau$ keeps pushing even on pairs that are already separated by several
-# nats. The factor $1/\tau$ in front also scales the whole gradient.
+# almost none (at $\tau = 0.1$, pair 2 gets 0.999 and the other two almost 0). A large $\tau$
+# keeps pushing even on pairs that are already separated by several nats (at $\tau = 10$ all
+# three weigh within 0.05 of 1/2). The factor $1/\tau$ in front also scales the whole gradient.
 #
 # ## 7. Implicit rewards
 #
@@ -679,7 +701,8 @@ print(f"IPO loss = {ipo_by_hand:.6f}; target margin tau/2 = {tau / 2}")
 # %% [markdown]
 # We label the same kind of pairs with a near-perfect annotator ($\beta_{BT} = 200$: only pairs
 # whose true rewards are within a few hundredths of each other get a noisy label) and train DPO and IPO
-# with $\tau = 2$ for 300 steps each. Then we measure $\Delta_\theta$ on every pair.
+# with $\tau = 2$ for 300 steps each (150 in the browser site, where Python runs several times
+# slower; the checks below hold for both). Then we measure $\Delta_\theta$ on every pair.
 
 # %%
 perfect = task.make_preference_pairs(1000, np.random.default_rng(0), beta_bt=200.0)
@@ -687,12 +710,13 @@ print(
     f"labels against the true ordering: {np.mean(perfect.chosen_reward < perfect.rejected_reward):.1%}"
 )
 TAU_IPO = 2.0
+IPO_STEPS = 150 if sys.platform == "emscripten" else 300  # emscripten: Pyodide, in the browser
 runs, final_delta = {}, {}
 ref_pc, ref_pr = reference_logprobs(reference, perfect)
 for loss_type in ("sigmoid", "ipo"):
     model = trainable_copy(reference)
-    variant = DPOConfig(tau=TAU_IPO, loss_type=loss_type, steps=300, batch_size=32,
-                        learning_rate=LR, eval_steps=300)
+    variant = DPOConfig(tau=TAU_IPO, loss_type=loss_type, steps=IPO_STEPS, batch_size=32,
+                        learning_rate=LR, eval_steps=IPO_STEPS)
     runs[loss_type] = train_dpo(model, reference, perfect, variant, rng=3,
                                 eval_fn=evaluator(model), progress=False)
     pc, pr = reference_logprobs(model, perfect)
@@ -711,7 +735,7 @@ plot_curves({names[lt]: (h.steps("rewards_margin"), h["rewards_margin"] * TAU_IP
             title=r"Mean margin $\Delta_\theta$ on training batches ($\tau$ = 2)")
 bins = np.linspace(-5, np.ceil(max(d.max() for d in final_delta.values())), 80)
 plot_histograms({names[lt]: d for lt, d in final_delta.items()}, bins, ax_h, vlines=target,
-                title=r"$\Delta_\theta$ of each pair after 300 steps",
+                title=rf"$\Delta_\theta$ of each pair after {IPO_STEPS} steps",
                 xlabel=r"$\Delta_\theta$ (nats)", ylabel="number of pairs")
 fig.tight_layout()
 assert final_delta["sigmoid"].mean() > 5 * final_delta["ipo"].mean()
@@ -723,7 +747,7 @@ assert runs["ipo"].last("kl") < runs["sigmoid"].last("kl")
 assert runs["ipo"].last("true_reward") < runs["sigmoid"].last("true_reward")
 
 # %% [markdown]
-# DPO's margin is still climbing after 300 steps (it only slows because the learning rate decays
+# DPO's margin is still climbing at the end of its run (it only slows because the learning rate decays
 # to zero), and every pair is pushed ever further apart. IPO's levels off near its target of
 # $\tau/2 = 1$ nat, a little under it: one small network cannot put a thousand pairs exactly on
 # target, and the squared loss settles for a compromise. IPO's true reward is lower here, but that

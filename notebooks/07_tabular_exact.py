@@ -70,6 +70,7 @@ import numpy as np
 
 import minialign as ma
 import minialign.functional as F
+from minialign.interactive import Slider, interactive_figure, plot_bars
 from minialign.objectives import (
     best_of_n_policy,
     categorical_kl,
@@ -208,6 +209,34 @@ np.testing.assert_allclose(J_at_optimum, value, rtol=1e-12)
 np.testing.assert_allclose(kl_star, pi_star @ r / beta - np.log(Z), rtol=1e-10)
 
 # %% [markdown]
+# **Moving $\beta$.** $\pi^*$ beside $\pi_{\rm ref}$, answer by answer. In a live notebook
+# (JupyterLab, or the browser site) a slider sets $\beta$; GitHub shows $\beta = 0.5$. Slide it
+# down and the mass piles onto the best answer, answer 0, however rare the reference makes it;
+# slide it up and $\pi^*$ melts back into $\pi_{\rm ref}$. The title gives $\pi^*$'s expected
+# reward and its KL: each stop of the slider is one point of the frontier of section 5.
+
+# %%
+answers = [f"{y}\nr = {r[y]:+.2f}" for y in range(K)]
+
+
+def optimum(ax, beta):
+    pi_b = optimal_policy(pi_ref, r, beta)
+    plot_bars({r"$\pi_{\rm ref}$": pi_ref, r"$\pi^*$": pi_b}, ax, labels=answers,
+              title=rf"$\beta$ = {beta:g}: $E_{{\pi^*}}[r]$ = {pi_b @ r:.3f}, KL = {kl(pi_b, pi_ref):.3f}",
+              xlabel="answer $y$ and its reward", ylabel="probability")
+    ax.set_ylim(0, 1)
+
+
+beta_stops = (0.03, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 30.0)
+interactive_figure(optimum, width=6.5, beta=Slider(beta, options=beta_stops, label="β"))
+for b in (0.03, beta, 30.0):
+    q = optimal_policy(pi_ref, r, b)
+    print(f"beta = {b:>4}: pi*(best) = {q[best]:.4f}, "
+          f"largest |pi* - pi_ref| = {np.abs(q - pi_ref).max():.4f}")
+assert optimal_policy(pi_ref, r, 0.03)[best] > 0.999 and best == 0
+assert np.abs(optimal_policy(pi_ref, r, 30.0) - pi_ref).max() < 0.01
+
+# %% [markdown]
 # **Reached by training.** Now forget the closed form. Start the logits at the reference,
 # compute $J(\theta)$ with minialign, call `backward()`, and step *uphill*,
 # $\theta \leftarrow \theta + \eta \nabla_\theta J$ (a minimiser would be handed $-J$).
@@ -293,6 +322,32 @@ winners = draws[np.arange(len(draws)), np.argmax(r[draws], axis=1)]
 simulated = np.bincount(winners.astype(np.intp), minlength=K) / len(winners)  # intp: wasm32
 print("pi_4 by simulation    ", simulated)
 np.testing.assert_allclose(simulated, pi_n, atol=5e-3)
+
+# %% [markdown]
+# **Moving $n$.** $\pi_n$ beside $\pi_{\rm ref}$. In a live notebook a slider sets $n$ (GitHub
+# shows $n = 4$). At $n = 1$ best-of-n is the reference itself; a larger $n$ shifts mass up
+# the reward order, and by $n = 64$ nearly all of it (0.99) sits on answer 0.
+# From there on more draws change almost nothing, while the much-quoted formula for its KL
+# in the title, $\log n - (n-1)/n$, keeps growing: the next paragraphs explain why.
+
+# %%
+def best_of(ax, n):
+    pi_m = best_of_n_policy(pi_ref, r, n)
+    plot_bars({r"$\pi_{\rm ref}$": pi_ref, r"$\pi_n$": pi_m}, ax, labels=answers,
+              title=rf"$n$ = {n}: $E_{{\pi_n}}[r]$ = {pi_m @ r:.3f}, KL = {kl(pi_m, pi_ref):.3f}"
+              rf" ($\log n - (n-1)/n$ = {best_of_n_kl_bound(n):.3f})",
+              xlabel="answer $y$ and its reward", ylabel="probability")
+    ax.set_ylim(0, 1)
+
+
+n_stops = (1, 2, 4, 8, 16, 64, 256, 1000)
+interactive_figure(best_of, width=6.5, n=Slider(n, options=n_stops, label="n"))
+for m in (1, n, 64, 1000):
+    q = best_of_n_policy(pi_ref, r, m)
+    print(f"n = {m:>4}: pi_n(best) = {q[best]:.4f}, KL = {kl(q, pi_ref):.3f}, "
+          f"log n - (n-1)/n = {best_of_n_kl_bound(m):.3f}")
+np.testing.assert_allclose(best_of_n_policy(pi_ref, r, 1), pi_ref, rtol=1e-12)
+assert best_of_n_policy(pi_ref, r, 64)[best] > 0.99
 
 # %% [markdown]
 # **Its KL, against the bound.** A much-quoted formula says
