@@ -236,6 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="every method on the sentiment task, one table and plot")
     demo.add_argument("--quick", action="store_true", help="a smaller run (about 20 s)")
     _add_run_options(demo)
+    _add_run_options(front := sub.add_parser("frontier", help="the DPO paper's Figure 2, small"))
+    front.add_argument("--quick", action="store_true", help="a smaller run (a few minutes)")
+    front.add_argument("--seeds", type=_count, default=3, metavar="N", help="seeds per run")
 
     _add_train_parsers(sub)
 
@@ -278,6 +281,12 @@ def _demo(args) -> RunDir:
     print(f"\nwrote {run.path}/ (summary.json, metrics.jsonl, frontier.png, curves.png) "
           f"in {time.perf_counter() - t0:.0f} s")  # fmt: skip
     return run
+
+
+def _frontier(args) -> RunDir:
+    from .frontier import frontier_command  # the whole command lives beside its experiment
+
+    return frontier_command(_run_dir(args, "frontier"), args)
 
 
 def _train(args) -> RunDir:
@@ -347,7 +356,7 @@ def _announce(run: RunDir) -> None:
     print(f"minialign: writing to {run.path}/", file=sys.stderr)
 
 
-COMMANDS = {"demo": _demo, "train": _train, "pretrain": _pretrain, "plot": _plot}
+COMMANDS = {"demo": _demo, "frontier": _frontier, "train": _train, "pretrain": _pretrain, "plot": _plot}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,299 @@
+r"""``minialign frontier``: the DPO paper's Figure 2 (left), reproduced faithfully in miniature.
+
+The paper (Rafailov et al. 2023, §6.1): prompts are IMDb prefixes; the SFT model samples
+pairs of completions per prompt; a sentiment classifier (the ground-truth reward) labels
+them; DPO, PPO on a reward model learned from those pairs, PPO on the true reward
+(PPO-GT), Unlikelihood and Preferred-FT are compared by expected true reward against the
+sequence-level $\mathrm{KL}(\pi \| \pi_{\rm ref})$, over several $\beta$, with points taken
+along training. Here, on the sentiment task:
+
+1. **Pairs**: ``n_pairs`` prompts, two responses each sampled from $\pi_{\rm ref}$ (the
+   shipped reference), labelled by a Bradley–Terry annotator on the true reward,
+   $P(y_1 \succ y_2) = \sigma(\beta_{BT}(r_1 - r_2))$. ``pairs="off-policy"`` draws the
+   responses from the corpus generator instead (the ablation).
+2. **Proxy**: a reward model trained on the same pairs (PPO, GRPO and best-of-n use it).
+3. **Runs**: every (method, knob, seed) of `minialign.frontier_methods`, each evaluated
+   ``n_evals`` times along training on the same held-out prompts (true reward and the
+   sequence-level k1 KL, `minialign.train.evaluate_policy`): a curve per run.
+4. **The ideal**: the KL-regularised optimum on the true reward, estimated by importance
+   sampling from $\pi_{\rm ref}$ (`kl_regularised_optimum`), the curve no method can beat.
+
+A method's frontier is the **upper envelope** of its points, $E(c) = \max\{r_i : \mathrm{KL}_i \le c\}$,
+one per seed (`envelope`); `frontier_table` reports it at a few KL budgets as mean ± standard
+deviation over seeds. Knobs are matched so that each asks for the same optimum
+$\pi_{\rm ref}\,e^{\beta_{BT} r/\beta}$: PPO's $\beta$ = 1/DPO's $\tau$, PPO-GT's $\beta$ = PPO's / $\beta_{BT}$.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .frontier_methods import (
+    Setup,
+    history_points,
+    kl_regularised_optimum,
+    make_pairs,
+    metric_rows,
+    run_best_of_n,
+    run_training,
+)
+from .nn import RewardModel
+from .pretrained import load_reference, make_task, single_thread_blas
+from .train import RewardConfig, Sampling, reward_fn, train_reward_model
+
+METHODS = ("dpo", "ppo", "ppo_gt", "preferred_ft", "unlikelihood", "grpo", "best_of_n")
+KNOBS = {"dpo": "tau", "ppo": "beta", "ppo_gt": "beta", "grpo": "beta", "preferred_ft": None,
+         "unlikelihood": "alpha", "best_of_n": "n", "optimum": "beta"}  # fmt: skip
+FROM_PAIRS = {"dpo", "ppo", "grpo", "preferred_ft", "unlikelihood", "best_of_n"}
+
+
+@dataclass(frozen=True)
+class FrontierConfig:
+    """Every setting of the frontier experiment. ``quick()``: minutes; ``smoke()``: seconds."""
+
+    methods: tuple[str, ...] = METHODS
+    pairs: str = "on-policy"  # or "off-policy": responses from the corpus generator
+    n_pairs: int = 4000
+    n_eval_pairs: int = 500  # held-out pairs: the reward model's accuracy
+    n_eval_prompts: int = 512  # the yardstick's held-out prompts (as the demo's)
+    beta_bt: float = 10.0  # the annotator: P(chosen) = sigmoid(beta_bt * Δr)
+    batch_size: int = 64
+    lr: float = 1e-3
+    rm_steps: int = 400
+    n_evals: int = 10  # evaluations along each training run (plus one at step 0)
+    dpo_steps: int = 300
+    dpo_taus: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+    ppo_iterations: int = 60
+    ppo_betas: tuple[float, ...] = (4.0, 2.0, 1.0, 0.5, 0.25, 0.125)  # 1 / dpo_taus
+    ppo_gt_betas: tuple[float, ...] = (0.4, 0.2, 0.1, 0.05, 0.025, 0.0125)  # / beta_bt
+    grpo_iterations: int = 60
+    grpo_betas: tuple[float, ...] = (0.05, 0.5, 2.0)
+    group_size: int = 8
+    sft_steps: int = 300  # preferred_ft and unlikelihood
+    unlikelihood_alphas: tuple[float, ...] = (0.25, 1.0)
+    bon_ns: tuple[int, ...] = (2, 4, 8, 16, 32, 64)
+    optimum_samples: int = 8192  # reference samples per prompt for the ideal (0: skip it)
+    optimum_betas: tuple[float, ...] = field(
+        default_factory=lambda: tuple(float(b) for b in np.geomspace(0.03, 3.0, 21))
+    )
+
+    def __post_init__(self):
+        unknown = set(self.methods) - set(METHODS)
+        if unknown or not self.methods:
+            raise ValueError(
+                f"FrontierConfig.methods: expected some of {METHODS}, got {self.methods}"
+            )
+        if self.pairs not in ("on-policy", "off-policy"):
+            raise ValueError(
+                f"FrontierConfig.pairs must be 'on-policy' or 'off-policy', got {self.pairs!r}"
+            )
+        for name in ("n_pairs", "n_eval_pairs", "n_eval_prompts", "batch_size", "rm_steps", "n_evals",
+                     "dpo_steps", "ppo_iterations", "grpo_iterations", "sft_steps"):  # fmt: skip
+            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
+                raise ValueError(
+                    f"FrontierConfig.{name} must be an integer >= 1, got {getattr(self, name)!r}"
+                )
+        if not self.beta_bt >= 0:
+            raise ValueError(f"FrontierConfig.beta_bt must be >= 0, got {self.beta_bt}")
+
+    @classmethod
+    def quick(cls) -> FrontierConfig:
+        """Half the pairs and steps, three knobs per method: a few minutes for 3 seeds."""
+        return cls(n_pairs=2000, n_eval_prompts=256, rm_steps=200, dpo_steps=150, ppo_iterations=30,
+                   grpo_iterations=30, sft_steps=150, dpo_taus=(0.25, 1.0, 4.0),
+                   ppo_betas=(4.0, 1.0, 0.25), ppo_gt_betas=(0.4, 0.1, 0.025), grpo_betas=(0.05, 0.5),
+                   unlikelihood_alphas=(1.0,), bon_ns=(2, 4, 16, 64), optimum_samples=2048)  # fmt: skip
+
+    @classmethod
+    def smoke(cls) -> FrontierConfig:
+        """Every method, tiny: seconds (the CI test)."""
+        return cls(n_pairs=64, n_eval_pairs=32, n_eval_prompts=32, batch_size=16, rm_steps=4,
+                   n_evals=2, dpo_steps=4, dpo_taus=(1.0,), ppo_iterations=4, ppo_betas=(1.0,),
+                   ppo_gt_betas=(0.1,), grpo_iterations=4, grpo_betas=(0.5,), group_size=4,
+                   sft_steps=4, unlikelihood_alphas=(1.0,), bon_ns=(2, 4), optimum_samples=64,
+                   optimum_betas=(0.1, 1.0))  # fmt: skip
+
+    def runs(self) -> list[tuple[str, float | None]]:
+        """Every (method, knob value) to run for each seed, in order."""
+        knobs = {"dpo": self.dpo_taus, "ppo": self.ppo_betas, "ppo_gt": self.ppo_gt_betas,
+                 "grpo": self.grpo_betas, "preferred_ft": (0.0,),
+                 "unlikelihood": self.unlikelihood_alphas, "best_of_n": self.bon_ns}  # fmt: skip
+        return [(m, k) for m in self.methods for k in knobs[m]]
+
+
+def run_frontier(config: FrontierConfig | None = None, *, seeds: int = 3, seed: int = 0,
+                 on_result=None, progress: bool = True, log=print) -> list[dict]:  # fmt: skip
+    """Run every (method, knob, seed); return the points (see the module docstring).
+
+    Seeds ``seed .. seed + seeds - 1`` each draw their own pairs, reward model and training
+    randomness; the held-out prompts are the same for all (drawn with ``seed + 1``, as the
+    demo's yardstick). ``on_result(points, metric_rows)`` gets each finished run's new
+    points and metric rows (e.g. `minialign.rundir.RunDir.add_results`). Ctrl-C raises
+    KeyboardInterrupt once the current loop has stopped; finished runs were already handed
+    to ``on_result``.
+    """
+    config = config or FrontierConfig()
+    if not (isinstance(seeds, int) and seeds >= 1):
+        raise ValueError(f"run_frontier: seeds must be an integer >= 1, got {seeds!r}")
+    task, reference = make_task("sentiment"), load_reference("sentiment")
+    sampling = Sampling.for_task(task)
+    eval_prompts = task.sample_prompts(config.n_eval_prompts, np.random.default_rng(seed + 1))
+    points = []
+
+    def emit(new_points, new_rows):
+        points.extend(new_points)
+        if on_result is not None:
+            on_result(new_points, new_rows)
+
+    with single_thread_blas():
+        if config.optimum_samples:
+            ideal = kl_regularised_optimum(task, reference, eval_prompts, sampling,
+                                           config.optimum_betas, config.optimum_samples,
+                                           np.random.default_rng([seed, 99]))  # fmt: skip
+            emit([dict(p, method="optimum", seed=seed, run="optimum") for p in ideal], [])
+        for s in range(seed, seed + seeds):
+            setup, rows = _prepare(
+                config, task, reference, sampling, eval_prompts, s, progress, log
+            )
+            emit([], rows)
+            for i, (method, knob_value) in enumerate(config.runs()):
+                emit(*_run_one(setup, method, knob_value, i, log))
+    return points
+
+
+def frontier_command(run, args):
+    """``minialign frontier``: run into the `minialign.rundir.RunDir` ``run``; return it.
+
+    ``summary.json`` (the points) and ``metrics.jsonl`` are rewritten after every run,
+    ``frontier.png`` at most every 30 s and at the end (also after Ctrl-C)."""
+    from . import plots
+    from .rundir import ignore_interrupts
+
+    config = FrontierConfig.quick() if args.quick else FrontierConfig()
+    run.start("frontier", dict(config=asdict(config), seeds=args.seeds, seed=args.seed))
+    print(f"minialign: writing to {run.path}/", file=sys.stderr)
+    t0, drawn = time.perf_counter(), [time.perf_counter()]
+
+    def draw():
+        if any(p["method"] != "optimum" for p in run.records):
+            run.save_figure("frontier.png", plots.plot_frontier_curves(run.records).figure)
+        drawn[0] = time.perf_counter()
+
+    def on_result(points, metric_rows):
+        run.add_results(points, metric_rows)
+        if time.perf_counter() - drawn[0] > 30:
+            draw()
+
+    try:
+        run_frontier(config, seeds=args.seeds, seed=args.seed, on_result=on_result,
+                     progress=not args.no_progress)  # fmt: skip
+    except KeyboardInterrupt:
+        with ignore_interrupts():
+            draw()
+        raise
+    draw()
+    run.finish("complete", seconds=round(time.perf_counter() - t0, 1))
+    print("\nbest true reward at KL <= 1, 2, 4 nats (mean ± std over seeds):")
+    print(table_markdown(frontier_table(run.records)))
+    print(f"\nwrote {run.path}/ (summary.json, metrics.jsonl, frontier.png) "
+          f"in {time.perf_counter() - t0:.0f} s")  # fmt: skip
+    return run
+
+
+def _prepare(config, task, reference, sampling, eval_prompts, s, progress, log):
+    """Seed ``s``'s pairs and reward model: a `Setup` and the reward model's metric rows."""
+    rng = np.random.default_rng(s)
+    pair_kw = dict(pairs=config.pairs, beta_bt=config.beta_bt)
+    pairs = make_pairs(task, reference, sampling, config.n_pairs, rng, **pair_kw)
+    eval_pairs = make_pairs(task, reference, sampling, config.n_eval_pairs, rng, **pair_kw)
+    rm = RewardModel.from_policy(reference, rng=rng)
+    rm_config = RewardConfig(steps=config.rm_steps, batch_size=config.batch_size,
+                             learning_rate=config.lr)  # fmt: skip
+    history = train_reward_model(rm, pairs, rm_config, eval_pairs=eval_pairs, rng=rng,
+                                 progress=progress)  # fmt: skip
+    log(f"seed {s}: {config.n_pairs} {config.pairs} pairs; reward model held-out accuracy "
+        f"{history.last('eval_accuracy'):.3f} (vs the true order {history.last('eval_true_accuracy'):.3f})")  # fmt: skip
+    setup = Setup(
+        task, reference, sampling, eval_prompts, pairs, reward_fn(rm), config, s, progress
+    )
+    return setup, metric_rows(history, run=f"reward_model-s{s}", seed=s)
+
+
+def _run_one(setup: Setup, method: str, knob_value, index: int, log):
+    """One (method, knob) for ``setup.seed``: (points, metric rows)."""
+    t0, s, knob = time.perf_counter(), setup.seed, KNOBS[method]
+    fields = {"method": method, "seed": s}
+    if knob is not None:
+        fields[knob] = int(knob_value) if knob == "n" else float(knob_value)
+    fields["run"] = f"{method}-{knob_value:g}-s{s}" if knob else f"{method}-s{s}"
+    if method in FROM_PAIRS:
+        fields["pairs"] = setup.config.pairs
+    if method == "best_of_n":
+        points, rows = [dict(fields, step=0, **run_best_of_n(setup, int(knob_value)))], []
+    else:
+        rng = np.random.default_rng([s, METHODS.index(method), index])
+        history = run_training(setup, method, knob_value, rng)
+        if history.interrupted:  # Ctrl-C stopped the loop: a partial curve is not a result
+            raise KeyboardInterrupt
+        points, rows = history_points(history, **fields), metric_rows(history, fields["run"], s)
+    best = max(points, key=lambda p: p["true_reward"])
+    log(f"{fields['run']:>22s}: {len(points)} points, best true reward {best['true_reward']:+.3f} "
+        f"at KL {best['kl']:.2f}; {time.perf_counter() - t0:.1f} s")  # fmt: skip
+    return points, rows
+
+
+# -- the frontier of a set of points ------------------------------------------------------
+
+
+def envelope(kl, reward, budgets) -> np.ndarray:
+    r"""$E(c) = \max\{r_i : \mathrm{KL}_i \le c\}$ for each budget $c$ (NaN where no point fits)."""
+    kl, reward, budgets = (np.asarray(a, np.float64) for a in (kl, reward, budgets))
+    if kl.shape != reward.shape or kl.ndim != 1:
+        raise ValueError(
+            f"envelope: kl and reward must be 1-D of one length, got {kl.shape}, {reward.shape}"
+        )
+    if not (np.isfinite(kl).all() and np.isfinite(reward).all()):
+        raise ValueError("envelope: kl and reward must be finite")
+    if len(kl) == 0:
+        return np.full(budgets.shape, np.nan)
+    order = np.argsort(kl, kind="stable")
+    best = np.maximum.accumulate(reward[order])  # best reward among the i smallest KLs
+    last = np.searchsorted(kl[order], budgets, side="right") - 1  # last point with KL <= c
+    return np.where(last >= 0, best[np.maximum(last, 0)], np.nan)
+
+
+def seed_envelopes(points, method: str, budgets) -> tuple[list[int], np.ndarray]:
+    """(seeds, (S, len(budgets)) envelopes), one row per seed of ``method``."""
+    seeds = sorted({p["seed"] for p in points if p["method"] == method})
+    rows = []
+    for s in seeds:
+        mine = [p for p in points if p["method"] == method and p["seed"] == s]
+        rows.append(envelope([p["kl"] for p in mine], [p["true_reward"] for p in mine], budgets))
+    return seeds, np.array(rows).reshape(len(seeds), len(np.atleast_1d(budgets)))
+
+
+def frontier_table(points, budgets=(1.0, 2.0, 4.0)) -> list[dict]:
+    """Per method, the best true reward at KL ≤ each budget: mean, std over seeds (ddof 1), n."""
+    table = []
+    for method in dict.fromkeys(p["method"] for p in points):
+        seeds, env = seed_envelopes(points, method, budgets)
+        spread = env.std(axis=0, ddof=1) if len(seeds) > 1 else np.full(len(budgets), np.nan)
+        table.append({"method": method, "seeds": len(seeds), "budgets": list(budgets),
+                      "mean": env.mean(axis=0).tolist(), "std": spread.tolist()})  # fmt: skip
+    return table
+
+
+def table_markdown(table: list[dict]) -> str:
+    """`frontier_table` as a Markdown table: "mean ± std" per budget."""
+    budgets = table[0]["budgets"]
+    head = "| method | seeds | " + " | ".join(f"KL ≤ {b:g}" for b in budgets) + " |"
+    lines = [head, "|---|---:|" + "---:|" * len(budgets)]
+    for row in table:
+        cells = [f"{m:+.2f}" + (f" ± {s:.2f}" if np.isfinite(s) else "") if np.isfinite(m) else "–"
+                 for m, s in zip(row["mean"], row["std"])]  # fmt: skip
+        lines.append(f"| {row['method']} | {row['seeds']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,127 @@
+"""Regenerate the frontier results that README.md and notebook 06 read.
+
+    python tools/frontier_figures.py              # the full frontier, then the ablations
+    python tools/frontier_figures.py --main       # only the full frontier (3 seeds)
+    python tools/frontier_figures.py --ablations  # only the ablations (reuse docs/frontier/)
+
+The full run is ``minialign frontier --seeds 3`` (`FrontierConfig()`): its points go to
+``docs/frontier/summary.json``, its figure to ``docs/img/frontier_curves.png``, and its
+table (best true reward at KL ≤ 1, 2, 4, mean ± std over seeds) between the
+``<!-- frontier:start -->`` and ``<!-- frontier:end -->`` markers of README.md.
+
+The ablations rerun DPO (and PPO where its reward model changes) with one setting changed
+at a time and write ``docs/frontier/ablations.json``: per variant, its settings, every
+seed's envelope on a KL grid, the table, and DPO − PPO per seed at each budget.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "docs" / "frontier"
+START, END = "<!-- frontier:start -->", "<!-- frontier:end -->"
+SEEDS, BUDGETS, GRID = 3, (1.0, 2.0, 4.0), np.round(np.arange(0.0, 6.01, 0.1), 2)
+
+# name -> (what changes, the FrontierConfig fields, methods rerun; the rest come from "main")
+VARIANTS = {
+    "off-policy pairs": ("responses from the corpus generator, not from π_ref",
+                         dict(pairs="off-policy"), ("dpo", "ppo")),
+    "1000 pairs": ("a quarter of the pairs", dict(n_pairs=1000), ("dpo", "ppo")),
+    "16000 pairs": ("four times the pairs", dict(n_pairs=16000), ("dpo", "ppo")),
+    "3x DPO steps": ("900 DPO steps instead of 300", dict(dpo_steps=900), ("dpo",)),
+    "16000 pairs, 3x DPO steps": ("both", dict(n_pairs=16000, dpo_steps=900), ("dpo",)),
+    "beta_bt = 2": ("noisier labels", dict(beta_bt=2.0), ("dpo", "ppo")),
+    "beta_bt = 100": ("nearly deterministic labels, like the paper's classifier",
+                      dict(beta_bt=100.0), ("dpo", "ppo")),
+    "tau up to 32": ("τ ∈ {16, 32} added to DPO's six", dict(dpo_taus=(16.0, 32.0)), ("dpo",)),
+}  # fmt: skip
+EXTENDS_MAIN = {"tau up to 32"}  # variants whose new runs join main's, not replace them
+
+
+def run(config, seeds=SEEDS):
+    from minialign.frontier import run_frontier
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    points = run_frontier(config, seeds=seeds, progress=False)
+    return points, dict(wall_seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0)
+
+
+def main_run() -> None:
+    from minialign import plots
+    from minialign.frontier import FrontierConfig, frontier_table, table_markdown
+
+    config = FrontierConfig()
+    points, seconds = run(config)
+    OUT.mkdir(parents=True, exist_ok=True)
+    meta = dict(config=asdict(config), seeds=SEEDS, **seconds)
+    body = ",\n".join(json.dumps(p) for p in points)
+    (OUT / "summary.json").write_text(f'{{"meta": {json.dumps(meta)},\n"points": [\n{body}\n]}}\n')
+    ax = plots.plot_frontier_curves(points)
+    plots.save_figure(ax.figure, ROOT / "docs" / "img" / "frontier_curves.png")
+    table = table_markdown(frontier_table(points, BUDGETS))
+    note = (
+        f"Best true reward reached at KL ≤ 1, 2 and 4 nats (the upper envelope of every "
+        f"checkpoint of every knob), mean ± standard deviation over {SEEDS} seeds; best-of-n "
+        f"uses its KL bound. `minialign frontier` (the full run): {seconds['wall_seconds'] / 60:.0f} min "
+        f"wall, {seconds['cpu_seconds'] / 60:.0f} min CPU on this project's shared 2-core machine."
+    )
+    _readme_section(f"{table}\n\n{note}")
+
+
+def ablations() -> None:
+    from minialign.frontier import FrontierConfig, frontier_table, seed_envelopes
+
+    main_points = json.loads((OUT / "summary.json").read_text())["points"]
+    result = {"budgets": list(BUDGETS), "grid": GRID.tolist(), "variants": {}}
+    base = FrontierConfig(optimum_samples=0)
+    for name, (what, fields, methods) in {"main": ("as in README", {}, ()), **VARIANTS}.items():
+        points, seconds = run(replace(base, methods=methods, **fields)) if methods else ([], {})
+        keep = ("dpo", "ppo") if name in EXTENDS_MAIN else set(("dpo", "ppo")) - set(methods)
+        points += [p for p in main_points if p["method"] in keep]
+        entry = dict(what=what, fields=fields, rerun=list(methods), **seconds)
+        entry["table"] = frontier_table(
+            [p for p in points if p["method"] in ("dpo", "ppo")], BUDGETS
+        )
+        entry["envelopes"] = {
+            m: seed_envelopes(points, m, GRID)[1].tolist() for m in ("dpo", "ppo")
+        }
+        dpo, ppo = (seed_envelopes(points, m, BUDGETS)[1] for m in ("dpo", "ppo"))
+        entry["dpo_minus_ppo"] = (dpo - ppo).tolist()  # (seeds, budgets), paired by seed
+        result["variants"][name] = entry
+        print(
+            f"{name}: DPO - PPO at KL <= {BUDGETS}: {np.round((dpo - ppo).mean(0), 3)}", flush=True
+        )
+        (OUT / "ablations.json").write_text(json.dumps(result, indent=1) + "\n")
+
+
+def _readme_section(text: str) -> None:
+    readme = (ROOT / "README.md").read_text()
+    if START not in readme or END not in readme:
+        raise SystemExit(f"README.md lacks the {START} ... {END} markers")
+    head, rest = readme.split(START, 1)
+    _, tail = rest.split(END, 1)
+    (ROOT / "README.md").write_text(f"{head}{START}\n{text}\n{END}{tail}")
+
+
+def main(argv: list[str]) -> int:
+    from minialign.pretrained import single_thread_blas
+
+    with single_thread_blas():
+        if "--ablations" not in argv:
+            main_run()
+            print("updated docs/frontier/summary.json, docs/img/frontier_curves.png, README.md")
+        if "--main" not in argv:
+            ablations()
+            print("updated docs/frontier/ablations.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
