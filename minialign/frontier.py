@@ -9,8 +9,9 @@ along training. Here, on the sentiment task:
 
 1. **Pairs**: ``n_pairs`` prompts, two responses each sampled from $\pi_{\rm ref}$ (the
    shipped reference), labelled by a Bradley–Terry annotator on the true reward,
-   $P(y_1 \succ y_2) = \sigma(\beta_{BT}(r_1 - r_2))$. ``pairs="off-policy"`` draws the
-   responses from the corpus generator instead (the ablation).
+   $P(y_1 \succ y_2) = \sigma(\beta_{BT}(r_1 - r_2))$. For the ablations, ``pairs`` draws the
+   responses from the corpus generator ("off-policy") or $\pi_{\rm ref}$ at temperature 2
+   ("tempered") instead.
 2. **Proxy**: a reward model trained on the same pairs (PPO, GRPO and best-of-n use it).
 3. **Runs**: every (method, knob, seed) of `minialign.frontier_methods`, each evaluated
    ``n_evals`` times along training on the same held-out prompts (true reward and the
@@ -33,6 +34,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .frontier_methods import (
+    PAIR_SOURCES,
     Setup,
     history_points,
     kl_regularised_optimum,
@@ -56,7 +58,7 @@ class FrontierConfig:
     """Every setting of the frontier experiment. ``quick()``: minutes; ``smoke()``: seconds."""
 
     methods: tuple[str, ...] = METHODS
-    pairs: str = "on-policy"  # or "off-policy": responses from the corpus generator
+    pairs: str = "on-policy"  # "off-policy": the corpus generator; "tempered": pi_ref at T = 2
     n_pairs: int = 4000
     n_eval_pairs: int = 500  # held-out pairs: the reward model's accuracy
     n_eval_prompts: int = 512  # the yardstick's held-out prompts (as the demo's)
@@ -82,21 +84,15 @@ class FrontierConfig:
     )
 
     def __post_init__(self):
-        unknown = set(self.methods) - set(METHODS)
-        if unknown or not self.methods:
-            raise ValueError(
-                f"FrontierConfig.methods: expected some of {METHODS}, got {self.methods}"
-            )
-        if self.pairs not in ("on-policy", "off-policy"):
-            raise ValueError(
-                f"FrontierConfig.pairs must be 'on-policy' or 'off-policy', got {self.pairs!r}"
-            )
+        if not self.methods or set(self.methods) - set(METHODS):
+            raise ValueError(f"FrontierConfig.methods: expected some of {METHODS}, got {self.methods}")  # fmt: skip
+        if self.pairs not in PAIR_SOURCES:
+            raise ValueError(f"FrontierConfig.pairs: expected one of {list(PAIR_SOURCES)}, got {self.pairs!r}")  # fmt: skip
         for name in ("n_pairs", "n_eval_pairs", "n_eval_prompts", "batch_size", "rm_steps", "n_evals",
                      "dpo_steps", "ppo_iterations", "grpo_iterations", "sft_steps"):  # fmt: skip
-            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
-                raise ValueError(
-                    f"FrontierConfig.{name} must be an integer >= 1, got {getattr(self, name)!r}"
-                )
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"FrontierConfig.{name} must be an integer >= 1, got {value!r}")
         if not self.beta_bt >= 0:
             raise ValueError(f"FrontierConfig.beta_bt must be >= 0, got {self.beta_bt}")
 

@@ -15,9 +15,9 @@ paper's Figure 2 (Rafailov et al. 2023, §6.1). The methods:
 * ``best_of_n``: no training; its KL is the analytic bound $\log n - (n-1)/n$.
 
 The preference pairs are **on-policy** as in the paper (both responses sampled from
-$\pi_{\rm ref}$, `reference_sampler`) or, for the ablation, drawn from the task's corpus
-generator (``"off-policy"``); either way a Bradley–Terry annotator labels them with the
-true reward.
+$\pi_{\rm ref}$, `reference_sampler`) or, for the ablations, drawn from the task's corpus
+generator (``"off-policy"``, the demo's pairs) or from $\pi_{\rm ref}$ at temperature 2
+(``"tempered"``); either way a Bradley–Terry annotator labels them with the true reward.
 """
 
 from __future__ import annotations
@@ -43,13 +43,15 @@ from .train import (
 from .train.config import LoopConfig, knob
 from .train.run import Run, get_rng, optimizer_step
 
+PAIR_SOURCES = {"on-policy": 1.0, "off-policy": None, "tempered": 2.0}  # sampling temperature
 
-def reference_sampler(reference, sampling):
+
+def reference_sampler(reference, sampling, temperature: float = 1.0):
     """A ``policy_sampler`` for `SentimentTask.make_preference_pairs`: responses from ``reference``."""
 
     def sample(prompts: np.ndarray, rng: np.random.Generator):
-        gen = generate(reference, prompts, sampling.max_new_tokens, rng=rng,
-                       stop_token=sampling.stop_token, pad_id=sampling.pad_id)  # fmt: skip
+        gen = generate(reference, prompts, sampling.max_new_tokens, temperature=temperature,
+                       rng=rng, stop_token=sampling.stop_token, pad_id=sampling.pad_id)  # fmt: skip
         P = gen.prompt_length
         return gen.tokens[:, P:], gen.response_mask[:, P:]  # (n, R) ids and mask
 
@@ -57,8 +59,14 @@ def reference_sampler(reference, sampling):
 
 
 def make_pairs(task, reference, sampling, n: int, rng, *, pairs: str, beta_bt: float):
-    """``n`` labelled pairs: responses from $\\pi_{\\rm ref}$ ("on-policy") or the corpus generator."""
-    sampler = reference_sampler(reference, sampling) if pairs == "on-policy" else None
+    r"""``n`` labelled pairs whose responses come from ``pairs`` (a key of ``PAIR_SOURCES``):
+
+    "on-policy" samples $\pi_{\rm ref}$, "off-policy" the corpus generator the reference was
+    trained to imitate (the demo's pairs), "tempered" $\pi_{\rm ref}$ at temperature 2."""
+    if pairs not in PAIR_SOURCES:
+        raise ValueError(f"make_pairs: pairs must be one of {list(PAIR_SOURCES)}, got {pairs!r}")
+    temperature = PAIR_SOURCES[pairs]
+    sampler = reference_sampler(reference, sampling, temperature) if temperature else None
     return task.make_preference_pairs(n, rng, policy_sampler=sampler, beta_bt=beta_bt)
 
 

@@ -214,7 +214,9 @@ def plot_frontier_curves(points: Sequence[Mapping], ax=None, *, label_knobs: boo
     KL ≤ c, `minialign.frontier.envelope`, one per seed) is drawn bold as the mean over
     seeds with a band of ± one standard deviation, up to the largest KL that every seed
     reached. ``label_knobs`` writes each knob (τ, β, n, α) at its runs' mean final point.
-    Points of method "optimum" are drawn as one dashed curve. Returns the axes.
+    Points of method "optimum" are drawn as one dashed curve. Points beyond twice the 98th
+    percentile of the KLs (a diverged checkpoint) are left off the axis and counted in a note.
+    Returns the axes.
     """
     import matplotlib.pyplot as plt
 
@@ -232,23 +234,33 @@ def plot_frontier_curves(points: Sequence[Mapping], ax=None, *, label_knobs: boo
             order = np.argsort(kl)
             ax.plot(kl[order], reward[order], "--", color=color, lw=1.5, label=label)
             continue
-        ax.scatter(kl, reward, s=10, color=color, marker=marker, alpha=0.15, linewidths=0)
+        ax.scatter(kl, reward, s=12, color=color, marker=marker, alpha=0.3, linewidths=0)
         reach = min(max(p["kl"] for p in mine if p["seed"] == s) for s in {p["seed"] for p in mine})
         grid = np.linspace(min(0.0, kl.min()), reach, 200)
         seeds, env = seed_envelopes(points, method, grid)  # (S, 200)
         ok = ~np.isnan(env).any(axis=0)
         mean = env[:, ok].mean(axis=0)
-        ax.plot(grid[ok], mean, color=color, lw=2.2, label=f"{label}, {len(seeds)} seeds")
+        seeds_text = f"{len(seeds)} seed" + ("s" if len(seeds) > 1 else "")
+        ax.plot(grid[ok], mean, color=color, lw=2.2, label=f"{label}, {seeds_text}")
         if len(seeds) > 1:
             std = env[:, ok].std(axis=0, ddof=1)
             ax.fill_between(grid[ok], mean - std, mean + std, color=color, alpha=0.18, lw=0)
         if label_knobs and KNOBS.get(method):
             _label_knobs(ax, mine, KNOBS[method], color)
+    kl_all = np.array([p["kl"] for p in points])
+    usual = kl_all[
+        kl_all <= 2 * np.quantile(kl_all, 0.98)
+    ]  # a diverged checkpoint squashes the rest
+    right = 1.05 * usual.max() if usual.max() > 0 else None
+    if right is not None and (kl_all > right).any():
+        ax.set_xlim(min(0.0, kl_all.min()) - 0.03 * right, right)
+        ax.text(0.99, 0.01, f"{int((kl_all > right).sum())} point(s) beyond KL {right:.1f} not shown",
+                transform=ax.transAxes, ha="right", va="bottom", fontsize=7, color="gray")  # fmt: skip
     ax.set_xlabel(r"KL($\pi \,\|\, \pi_{\rm ref}$)  (nats per response)")
     ax.set_ylabel("true reward")
     ax.set_title("Reward against KL: every checkpoint (faint) and each method's frontier")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="lower right", bbox_to_anchor=(1.0, 0.04))
     return ax
 
 

@@ -1,17 +1,19 @@
 """Regenerate the frontier results that README.md and notebook 06 read.
 
-    python tools/frontier_figures.py              # the full frontier, then the ablations
-    python tools/frontier_figures.py --main       # only the full frontier (3 seeds)
-    python tools/frontier_figures.py --ablations  # only the ablations (reuse docs/frontier/)
+    python tools/frontier_figures.py                   # the full frontier, then every ablation
+    python tools/frontier_figures.py --main            # only the full frontier (3 seeds)
+    python tools/frontier_figures.py --variant NAME    # only this ablation (repeatable)
 
 The full run is ``minialign frontier --seeds 3`` (`FrontierConfig()`): its points go to
-``docs/frontier/summary.json``, its figure to ``docs/img/frontier_curves.png``, and its
+``minialign/data/frontier_summary.json`` (package data, so notebook 06 finds it in any
+install, the browser included), its figure to ``docs/img/frontier_curves.png``, and its
 table (best true reward at KL ≤ 1, 2, 4, mean ± std over seeds) between the
 ``<!-- frontier:start -->`` and ``<!-- frontier:end -->`` markers of README.md.
 
 The ablations rerun DPO (and PPO where its reward model changes) with one setting changed
-at a time and write ``docs/frontier/ablations.json``: per variant, its settings, every
-seed's envelope on a KL grid, the table, and DPO − PPO per seed at each budget.
+at a time, on the same seeds, and write ``minialign/data/frontier_ablations.json``: per
+variant, its settings, every seed's envelope on a KL grid, the table, and DPO − PPO per
+seed at each budget (paired by seed: the same pairs and reward model).
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "docs" / "frontier"
+DATA = ROOT / "minialign" / "data"
+SUMMARY, ABLATIONS = DATA / "frontier_summary.json", DATA / "frontier_ablations.json"
 START, END = "<!-- frontier:start -->", "<!-- frontier:end -->"
 SEEDS, BUDGETS, GRID = 3, (1.0, 2.0, 4.0), np.round(np.arange(0.0, 6.01, 0.1), 2)
 
@@ -33,10 +36,15 @@ SEEDS, BUDGETS, GRID = 3, (1.0, 2.0, 4.0), np.round(np.arange(0.0, 6.01, 0.1), 2
 VARIANTS = {
     "off-policy pairs": ("responses from the corpus generator, not from π_ref",
                          dict(pairs="off-policy"), ("dpo", "ppo")),
+    "tempered pairs": ("responses from π_ref at sampling temperature 2",
+                       dict(pairs="tempered"), ("dpo", "ppo")),
     "1000 pairs": ("a quarter of the pairs", dict(n_pairs=1000), ("dpo", "ppo")),
     "16000 pairs": ("four times the pairs", dict(n_pairs=16000), ("dpo", "ppo")),
     "3x DPO steps": ("900 DPO steps instead of 300", dict(dpo_steps=900), ("dpo",)),
     "16000 pairs, 3x DPO steps": ("both", dict(n_pairs=16000, dpo_steps=900), ("dpo",)),
+    "16000 pairs, 10x DPO steps": ("3000 DPO steps", dict(n_pairs=16000, dpo_steps=3000), ("dpo",)),
+    "16000 pairs, 10x PPO iterations": ("600 PPO iterations", dict(n_pairs=16000, ppo_iterations=600),
+                                        ("ppo",)),
     "beta_bt = 2": ("noisier labels", dict(beta_bt=2.0), ("dpo", "ppo")),
     "beta_bt = 100": ("nearly deterministic labels, like the paper's classifier",
                       dict(beta_bt=100.0), ("dpo", "ppo")),
@@ -59,10 +67,9 @@ def main_run() -> None:
 
     config = FrontierConfig()
     points, seconds = run(config)
-    OUT.mkdir(parents=True, exist_ok=True)
     meta = dict(config=asdict(config), seeds=SEEDS, **seconds)
-    body = ",\n".join(json.dumps(p) for p in points)
-    (OUT / "summary.json").write_text(f'{{"meta": {json.dumps(meta)},\n"points": [\n{body}\n]}}\n')
+    body = ",\n".join(json.dumps(_rounded(p)) for p in points)
+    SUMMARY.write_text(f'{{"meta": {json.dumps(meta)},\n"points": [\n{body}\n]}}\n')
     ax = plots.plot_frontier_curves(points)
     plots.save_figure(ax.figure, ROOT / "docs" / "img" / "frontier_curves.png")
     table = table_markdown(frontier_table(points, BUDGETS))
@@ -75,13 +82,17 @@ def main_run() -> None:
     _readme_section(f"{table}\n\n{note}")
 
 
-def ablations() -> None:
+def ablations(names) -> None:
     from minialign.frontier import FrontierConfig, frontier_table, seed_envelopes
 
-    main_points = json.loads((OUT / "summary.json").read_text())["points"]
+    main_points = json.loads(SUMMARY.read_text())["points"]
     result = {"budgets": list(BUDGETS), "grid": GRID.tolist(), "variants": {}}
+    if ABLATIONS.exists() and names != list(VARIANTS):  # keep the variants not rerun
+        result["variants"] = json.loads(ABLATIONS.read_text())["variants"]
     base = FrontierConfig(optimum_samples=0)
-    for name, (what, fields, methods) in {"main": ("as in README", {}, ()), **VARIANTS}.items():
+    variants = {"main": ("as in README", {}, ()), **VARIANTS}
+    for name in ["main", *names]:
+        what, fields, methods = variants[name]
         points, seconds = run(replace(base, methods=methods, **fields)) if methods else ([], {})
         keep = ("dpo", "ppo") if name in EXTENDS_MAIN else set(("dpo", "ppo")) - set(methods)
         points += [p for p in main_points if p["method"] in keep]
@@ -98,7 +109,18 @@ def ablations() -> None:
         print(
             f"{name}: DPO - PPO at KL <= {BUDGETS}: {np.round((dpo - ppo).mean(0), 3)}", flush=True
         )
-        (OUT / "ablations.json").write_text(json.dumps(result, indent=1) + "\n")
+        ABLATIONS.write_text(json.dumps(_rounded(result), indent=1) + "\n")
+
+
+def _rounded(obj, digits: int = 5):
+    """``obj`` with every float rounded to ``digits`` significant digits (smaller files)."""
+    if isinstance(obj, float):
+        return float(f"{obj:.{digits}g}")
+    if isinstance(obj, dict):
+        return {k: _rounded(v, digits) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_rounded(v, digits) for v in obj]
+    return obj
 
 
 def _readme_section(text: str) -> None:
@@ -111,15 +133,22 @@ def _readme_section(text: str) -> None:
 
 
 def main(argv: list[str]) -> int:
+    import argparse
+
     from minialign.pretrained import single_thread_blas
 
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--main", action="store_true", help="only the full frontier")
+    parser.add_argument("--variant", action="append", choices=list(VARIANTS),
+                        help="only this ablation (repeatable); the others are kept")  # fmt: skip
+    args = parser.parse_args(argv)
     with single_thread_blas():
-        if "--ablations" not in argv:
+        if not args.variant:
             main_run()
-            print("updated docs/frontier/summary.json, docs/img/frontier_curves.png, README.md")
-        if "--main" not in argv:
-            ablations()
-            print("updated docs/frontier/ablations.json")
+            print(f"updated {SUMMARY}, docs/img/frontier_curves.png, README.md")
+        if not args.main:
+            ablations(args.variant or list(VARIANTS))
+            print(f"updated {ABLATIONS}")
     return 0
 
 
