@@ -54,11 +54,21 @@ EXTENDS_MAIN = {"tau up to 32"}  # variants whose new runs join main's, not repl
 
 
 def run(config, seeds=SEEDS):
+    """(points, meta): the run's points; its times and each seed's reward-model accuracies."""
     from minialign.frontier import run_frontier
 
+    accuracy = {}
+
+    def keep_reward_model(points, rows):
+        for r in rows:
+            if r["run"].startswith("reward_model") and r["metric"].startswith("eval_"):
+                accuracy.setdefault(r["metric"].removeprefix("eval_"), {})[r["seed"]] = r["value"]
+
     t0, c0 = time.perf_counter(), time.process_time()
-    points = run_frontier(config, seeds=seeds, progress=False)
-    return points, dict(wall_seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0)
+    points = run_frontier(config, seeds=seeds, progress=False, on_result=keep_reward_model)
+    meta = dict(wall_seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0)
+    meta["reward_model"] = {k: [v[s] for s in sorted(v)] for k, v in accuracy.items()}  # last eval
+    return points, meta
 
 
 def main_run() -> None:
@@ -90,7 +100,7 @@ def ablations(names) -> None:
     if ABLATIONS.exists() and names != list(VARIANTS):  # keep the variants not rerun
         result["variants"] = json.loads(ABLATIONS.read_text())["variants"]
     base = FrontierConfig(optimum_samples=0)
-    variants = {"main": ("as in README", {}, ()), **VARIANTS}
+    variants = {"main": ("none: section 3, the README's run", {}, ()), **VARIANTS}
     for name in ["main", *names]:
         what, fields, methods = variants[name]
         points, seconds = run(replace(base, methods=methods, **fields)) if methods else ([], {})
