@@ -1,9 +1,14 @@
 """minialign: how language models are aligned, built from scratch in NumPy.
 
-import minialign as ma
-x = ma.tensor([1.0, 2.0], requires_grad=True)
-(x * x).sum().backward()
-x.grad  # array([2., 4.])
+::
+
+    import minialign as ma
+    x = ma.tensor([1.0, 2.0], requires_grad=True)
+    (x * x).sum().backward()
+    x.grad  # array([2., 4.])
+
+Importing minialign tunes glibc's malloc for speed (``MINIALIGN_TUNE_MALLOC=0`` turns
+that off); `minialign.perf` explains why.
 """
 
 from .autograd import (
@@ -44,5 +49,10 @@ from .autograd.ops import (
     var,
     where,
 )
+from .perf import tune_on_import
+
+# Keep NumPy's large temporaries inside the process instead of returning them to the OS
+# after every step (glibc only; ``MINIALIGN_TUNE_MALLOC=0`` turns it off): see minialign.perf.
+tune_on_import()
 
 __version__ = "0.1.0"

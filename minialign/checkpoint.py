@@ -14,6 +14,14 @@ Saving writes to a temporary file in the same directory, flushes it to disk, the
 untouched. The model class is found by name in a small registry (`register_model`),
 never by unpickling code.
 
+Loading trusts nothing in the file (`minialign.archive.read_npz` reads it): the header
+must be a JSON object with the five keys of the right types, every parameter a finite
+float32/float64 array, every optimiser entry a finite number, and a TinyGPT-family
+config must agree with the stored shapes *before* the model is built (a header claiming
+``vocab_size=10**12`` fails without allocating). Errors are ValueErrors naming the file
+and the entry; `restore_module`, `restore_optimizer` and `restore_rng` give the same
+checks and messages to other files of named arrays (a training run's state).
+
     save(model, "ckpt.npz", optimizer=opt, extra={"step": 100})
     model = load("ckpt.npz")                       # builds a fresh TinyGPT from the config
     extra = load_into(model, "ckpt.npz", optimizer=opt)   # resume in place
@@ -25,13 +33,19 @@ import glob
 import json
 import os
 import tempfile
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from .archive import read_json_entry, read_npz
 from .nn.module import Module
+
+__all__ = [
+    "save", "load", "load_into", "load_state", "read_meta", "register_model",
+    "write_npz_atomic", "write_text_atomic", "read_npz", "read_json_entry",
+    "restore_module", "restore_optimizer", "restore_rng",
+]  # fmt: skip
 
 FORMAT_VERSION = 1
 _META, _PARAM, _OPTIM = "__meta__", "param/", "optim/"
@@ -187,6 +201,9 @@ def load(path) -> Module:
             f"{path}: model class {name!r} is not registered (known: {sorted(registry)}); "
             f"call minialign.checkpoint.register_model({name!r}, from_config) first"
         )
+    if name in ("TinyGPT", "RewardModel", "ValueModel"):
+        state = {k[len(_PARAM) :]: v for k, v in arrays.items() if k.startswith(_PARAM)}
+        _check_gpt_shapes(path, meta["config"], state, "" if name == "TinyGPT" else "trunk.")
     try:
         model = registry[name](meta["config"])
     except (TypeError, ValueError) as e:
@@ -231,24 +248,15 @@ def _fill(model, path, meta, arrays, optimizer=None) -> dict:
     return extra
 
 
+_HEADER = {"format": int, "model_class": str, "config": dict, "optimizer_class": (str, None),
+           "extra": dict}  # fmt: skip
+
+
 def _read(path) -> tuple[dict, dict[str, np.ndarray]]:
-    """Load every array eagerly and validate the header; any damage becomes a ValueError."""
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except FileNotFoundError:
-        raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
-        raise ValueError(f"{path}: not a readable checkpoint (truncated or corrupted?): {e}") from e
-    if _META not in arrays:
-        raise ValueError(f"{path}: no {_META!r} entry; not a minialign checkpoint")
-    try:
-        meta = json.loads(str(arrays.pop(_META)))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: the {_META!r} header is not valid JSON ({e})") from e
-    required = {"format", "model_class", "config", "optimizer_class", "extra"}
-    if not isinstance(meta, dict) or not required <= meta.keys():
-        raise ValueError(f"{path}: header lacks keys {sorted(required - set(meta or {}))}")
+    """Read and check the header and every array; any damage becomes a ValueError."""
+    arrays = read_npz(path)
+    meta = read_json_entry(path, arrays, _META, _HEADER, "a minialign checkpoint")
+    del arrays[_META]
     if meta["format"] != FORMAT_VERSION:
         raise ValueError(
             f"{path}: checkpoint format {meta['format']}, this minialign reads {FORMAT_VERSION}"
@@ -256,4 +264,81 @@ def _read(path) -> tuple[dict, dict[str, np.ndarray]]:
     unknown = [k for k in arrays if not k.startswith((_PARAM, _OPTIM))]
     if unknown:
         raise ValueError(f"{path}: unexpected entries {sorted(unknown)}")
+    for key, value in arrays.items():
+        _check_array(path, key, value, floats_only=key.startswith(_PARAM))
     return meta, arrays
+
+
+def _check_array(path, key: str, value: np.ndarray, floats_only: bool) -> None:
+    """Parameters: finite float32/float64; optimiser state: finite real numbers."""
+    allowed = (np.float32, np.float64) if floats_only else None
+    if (allowed and value.dtype not in allowed) or value.dtype.kind not in "biuf":
+        raise ValueError(
+            f"{path}: entry {key!r} has dtype {value.dtype}, expected "
+            f"{'float32 or float64' if floats_only else 'real numbers'}"
+        )
+    if value.dtype.kind == "f" and not np.isfinite(value).all():
+        index = tuple(int(i) for i in np.argwhere(~np.isfinite(value))[0])
+        raise ValueError(f"{path}: entry {key!r} holds {value[index]} at index {index}")
+
+
+def _check_gpt_shapes(path, config: dict, state: dict[str, np.ndarray], prefix: str) -> None:
+    """A GPTConfig must match the stored embeddings and layers, checked before building."""
+    from .nn.gpt import GPTConfig
+
+    try:
+        cfg = GPTConfig.from_dict(config)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path}: entry {_META!r}: bad config ({e})") from None
+    expected = {
+        "wte.weight": (cfg.vocab_size, cfg.n_embd),
+        "wpe.weight": (cfg.block_size, cfg.n_embd),
+    }
+    for name, shape in expected.items():
+        stored = state.get(prefix + name)
+        if stored is None or stored.shape != shape:
+            raise ValueError(
+                f"{path}: the config {config} implies {_PARAM}{prefix}{name} of shape {shape}, "
+                f"the file holds {'none' if stored is None else stored.shape}"
+            )
+    layers = {k[len(prefix) :].split(".")[1] for k in state if k.startswith(prefix + "blocks.")}
+    indices = sorted(int(i) for i in layers if i.isdigit())  # never range(n_layer): 10**9?
+    if len(layers) != cfg.n_layer or indices != list(range(len(layers))):
+        raise ValueError(
+            f"{path}: the config has n_layer={cfg.n_layer}, the file holds {len(layers)} blocks"
+        )
+
+
+# ---------------------------------------------------------------------------- other files
+
+
+def restore_module(path, module: Module, arrays: dict[str, np.ndarray], prefix: str) -> None:
+    """``module.load_state_dict`` of the entries under ``prefix`` (e.g. ``"model/policy/"``),
+    with its checks (names, shapes, real floats, finite); errors name ``path`` and ``prefix``."""
+    state = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+    try:
+        module.load_state_dict(state)
+    except ValueError as e:
+        raise ValueError(f"{path}: entries {prefix}*: {e}") from None
+
+
+def restore_optimizer(path, optimizer, arrays: dict[str, np.ndarray], prefix: str) -> None:
+    """``optimizer.load_state_dict`` of the entries under ``prefix``, errors naming the file."""
+    state = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+    try:
+        optimizer.load_state_dict(state)
+    except ValueError as e:
+        raise ValueError(f"{path}: entries {prefix}*: {e}") from None
+
+
+def restore_rng(path, rng: np.random.Generator, state, entry: str) -> None:
+    """Set ``rng``'s bit-generator state from a saved ``bit_generator.state`` dict."""
+    name = type(rng.bit_generator).__name__
+    if not isinstance(state, dict) or state.get("bit_generator") != name:
+        raise ValueError(
+            f"{path}: {entry} must be the state of a {name} generator, got {state!r:.80}"
+        )
+    try:
+        rng.bit_generator.state = state
+    except (TypeError, ValueError, KeyError, OverflowError) as e:
+        raise ValueError(f"{path}: {entry} is not a valid {name} state ({e!r})") from None

@@ -1,6 +1,7 @@
 """The ``minialign`` command (also ``python -m minialign``).
 
     minialign demo [--quick] [--out DIR | --name NAME] [--force] [--seed N]
+    minialign frontier [--quick] [--seeds N] [--out DIR | --name NAME] [--force] [--seed N]
     minialign train {sft,rm,ppo,grpo,dpo} [--steps N --learning-rate X --beta X ...]
     minialign pretrain {sentiment,arithmetic} [--out FILE]
     minialign plot RUN_DIR
@@ -25,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 
+from .check.cli import add_check_parser, add_exercises_parser
 from .rundir import RunDir, UsageError, ignore_interrupts
 from .train.config import check_field, describe, field_type
 
@@ -47,7 +49,8 @@ class Parser(argparse.ArgumentParser):
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("formatter_class", _Formatter)
-        super().__init__(*args, allow_abbrev=False, **kwargs)
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -93,13 +96,15 @@ def _config_fields(cls) -> list[dataclasses.Field]:
     return sorted(fields, key=lambda f: own.index(f.name) if f.name in own else len(own))
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, cls) -> None:
+def add_config_arguments(parser: argparse.ArgumentParser, cls, only=None) -> None:
     """One ``--field-name`` per field of config ``cls``, with its doc, default and range.
 
     A flag that is not given leaves no attribute (``argparse.SUPPRESS``), so the config's
     own default applies and a command can tell which flags were given."""
-    group = parser.add_argument_group(f"{cls.__name__} (minialign.train.{cls.__name__})")
+    group = parser.add_argument_group(f"{cls.__name__} ({cls.__module__}.{cls.__name__})")
     for f in _config_fields(cls):
+        if only is not None and f.name not in only:
+            continue
         kind, optional = field_type(cls, f.name)
         flag = "--" + f.name.replace("_", "-")
         unset = " ('none' to unset)" if optional and f.default is not None else ""
@@ -149,34 +154,8 @@ def _seed(text: str) -> int:
     return value
 
 
-def _fraction(text: str) -> float:
-    value = _number(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text}")
-    return value
-
-
-def _number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if value != value or value in (float("inf"), float("-inf")):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text}")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if not 1 <= value <= 1_000_000:
-        raise argparse.ArgumentTypeError(f"expected an integer in [1, 1000000], got {value}")
-    return value
-
-
 def _add_train_parsers(sub) -> None:
+    from .runs import TaskOptions
     from .train import DPOConfig, GRPOConfig, PPOConfig, RewardConfig, SFTConfig
 
     train = sub.add_parser("train", help="one training run from the shipped reference model")
@@ -190,38 +169,30 @@ def _add_train_parsers(sub) -> None:
         p = methods.add_parser(name, help=doc, description=doc)
         p.set_defaults(config_class=config, parser=p)
         add_config_arguments(p, config)
-        task = p.add_argument_group("task and data")
-        choices = ["sentiment", "arithmetic"] if name in ("sft", "grpo") else ["sentiment"]
-        task.add_argument("--task", choices=choices, default="sentiment", help="the toy task")
-        if name in ("rm", "dpo", "ppo"):
-            task.add_argument("--pairs", type=_count, default=2000, metavar="N",
-                              help="preference pairs to train on")  # fmt: skip
-            task.add_argument("--beta-bt", type=_annotator_beta, default=10.0, metavar="X",
-                              help="annotator sharpness: P(chosen) = sigmoid(beta_bt * Δr)")  # fmt: skip
-        if name == "ppo":
-            task.add_argument("--reward", choices=["rm", "true"], default="rm",
-                              help="optimise a reward model trained on --pairs (the proxy) "
-                              "or the task's true reward")  # fmt: skip
-        if name == "grpo":
-            task.add_argument("--process-weight", type=_fraction, default=0.5, metavar="X",
-                              help="arithmetic only: 1 - λ, the weight of the process reward")  # fmt: skip
+        add_config_arguments(p, TaskOptions, only=TaskOptions.FOR_METHOD[name])
         if name == "dpo":
             p.add_argument("--beta", type=_positive, default=None, metavar="FLOAT",
                            help="TRL's name for 1/τ; sets --tau to 1/beta (give one of the two)")  # fmt: skip
         _add_run_options(p, resume=True)
 
 
-def _annotator_beta(text: str) -> float:
-    value = _number(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
+def _seeds(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not 1 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"expected an integer from 1 to 100, got {value}")
     return value
 
 
 def _positive(text: str) -> float:
-    value = _number(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
     return value
 
 
@@ -236,9 +207,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="every method on the sentiment task, one table and plot")
     demo.add_argument("--quick", action="store_true", help="a smaller run (about 20 s)")
     _add_run_options(demo)
-    _add_run_options(front := sub.add_parser("frontier", help="the DPO paper's Figure 2, small"))
-    front.add_argument("--quick", action="store_true", help="a smaller run (a few minutes)")
-    front.add_argument("--seeds", type=_count, default=3, metavar="N", help="seeds per run")
+
+    front = sub.add_parser("frontier", help="the DPO paper's Figure 2 in miniature, over seeds")
+    front.add_argument("--quick", action="store_true", help="a smaller run (about 1 min)")
+    front.add_argument("--seeds", type=_seeds, default=3, metavar="N",
+                       help="repeat every run with N seeds (1 to 100)")  # fmt: skip
+    _add_run_options(front)
 
     _add_train_parsers(sub)
 
@@ -256,6 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument(
         "run_dir", help="a directory written by `minialign demo` or `minialign train`"
     )
+    add_check_parser(sub)  # minialign check ...
+    add_exercises_parser(sub)  # minialign exercises init ...
     return parser
 
 
@@ -279,35 +255,47 @@ def _demo(args) -> RunDir:
     run_demo(run, config, seed=args.seed, progress=not args.no_progress)
     run.finish("complete", seconds=round(time.perf_counter() - t0, 1))
     print(f"\nwrote {run.path}/ (summary.json, metrics.jsonl, frontier.png, curves.png) "
-          f"in {time.perf_counter() - t0:.0f} s")  # fmt: skip
+          f"in {time.perf_counter() - t0:.0f} s, peak memory {run.info['peak_memory_mb']} MB")  # fmt: skip
     return run
 
 
 def _frontier(args) -> RunDir:
-    from .frontier import frontier_command  # the whole command lives beside its experiment
+    from .frontier import FrontierConfig, frontier_command
 
-    return frontier_command(_run_dir(args, "frontier"), args)
+    run = _run_dir(args, "frontier")
+    config = FrontierConfig.quick() if args.quick else FrontierConfig()
+    t0 = time.perf_counter()
+    table = frontier_command(run, config, seeds=args.seeds, seed=args.seed,
+                             progress=not args.no_progress)  # fmt: skip
+    print(f"\nbest true reward at KL <= 1, 2, 4 nats (mean ± std over seeds):\n{table}")
+    print(f"\nwrote {run.path}/ (summary.json, metrics.jsonl, frontier.png) in "
+          f"{time.perf_counter() - t0:.0f} s, peak memory {run.info['peak_memory_mb']} MB")  # fmt: skip
+    return run
 
 
 def _train(args) -> RunDir:
-    from .runs import train_command, train_settings
+    from .runs import TaskOptions, train_command, train_settings
 
     overrides = {}
     if args.method == "dpo" and args.beta is not None:
         if hasattr(args, "tau"):
             args.parser.error("give --tau or --beta (= 1/tau), not both")
         overrides["tau"] = 1.0 / args.beta
-    if args.method == "grpo" and args.task == "sentiment" and args.process_weight != 0.5:
-        args.parser.error("--process-weight applies to --task arithmetic only")
     if args.resume and args.out is None and args.name is None:
         args.parser.error("--resume needs the run's --out or --name")
     try:
         config = config_from_args(args.config_class, args, **overrides)
+        options = config_from_args(TaskOptions, args)
     except ValueError as e:  # a rule that ties flags together, e.g. batch_size % num_mini_batches
         args.parser.error(str(e))
+    if args.method == "grpo" and options.task == "sentiment" and options.process_weight is not None:
+        args.parser.error("--process-weight applies to --task arithmetic only")
     run = _run_dir(args, args.method)
-    _announce(run.start(f"train {args.method}", train_settings(args, config)))
-    result = train_command(args, config, run)
+    _announce(
+        run.start(f"train {args.method}", train_settings(args.method, config, options, args.seed))
+    )
+    result = train_command(args.method, config, options, run, seed=args.seed,
+                           progress=not args.no_progress, resume=args.resume)  # fmt: skip
     run.finish("complete")
     print(json.dumps(result, indent=2))
     return run
@@ -364,6 +352,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = args.debug or os.environ.get("MINIALIGN_DEBUG", "") not in ("", "0")
+    if getattr(args, "check_command", None):  # minialign check / exercises: own exit codes
+        return args.check_command(args)
     command = " ".join(filter(None, [args.command, getattr(args, "method", None)]))
     try:
         COMMANDS[args.command](args)

@@ -161,22 +161,21 @@ def run_frontier(config: FrontierConfig | None = None, *, seeds: int = 3, seed: 
     return points
 
 
-def frontier_command(run, args):
-    """``minialign frontier``: run into the `minialign.rundir.RunDir` ``run``; return it.
+def frontier_command(run, config: FrontierConfig, *, seeds: int, seed: int, progress: bool) -> str:
+    """``minialign frontier`` into the `minialign.rundir.RunDir` ``run``; returns the table.
 
     ``summary.json`` (the points) and ``metrics.jsonl`` are rewritten after every run,
     ``frontier.png`` at most every 30 s and at the end (also after Ctrl-C)."""
-    from . import plots
+    from .frontier_plots import plot_frontier_curves
     from .rundir import ignore_interrupts
 
-    config = FrontierConfig.quick() if args.quick else FrontierConfig()
-    run.start("frontier", dict(config=asdict(config), seeds=args.seeds, seed=args.seed))
+    run.start("frontier", dict(config=asdict(config), seeds=seeds, seed=seed))
     print(f"minialign: writing to {run.path}/", file=sys.stderr)
     t0, drawn = time.perf_counter(), [time.perf_counter()]
 
     def draw():
         if any(p["method"] != "optimum" for p in run.records):
-            run.save_figure("frontier.png", plots.plot_frontier_curves(run.records).figure)
+            run.save_figure("frontier.png", plot_frontier_curves(run.records).figure)
         drawn[0] = time.perf_counter()
 
     def on_result(points, metric_rows):
@@ -185,19 +184,14 @@ def frontier_command(run, args):
             draw()
 
     try:
-        run_frontier(config, seeds=args.seeds, seed=args.seed, on_result=on_result,
-                     progress=not args.no_progress)  # fmt: skip
+        run_frontier(config, seeds=seeds, seed=seed, on_result=on_result, progress=progress)
     except KeyboardInterrupt:
         with ignore_interrupts():
             draw()
         raise
     draw()
     run.finish("complete", seconds=round(time.perf_counter() - t0, 1))
-    print("\nbest true reward at KL <= 1, 2, 4 nats (mean ± std over seeds):")
-    print(table_markdown(frontier_table(run.records)))
-    print(f"\nwrote {run.path}/ (summary.json, metrics.jsonl, frontier.png) "
-          f"in {time.perf_counter() - t0:.0f} s")  # fmt: skip
-    return run
+    return table_markdown(frontier_table(run.records))
 
 
 def _prepare(config, task, reference, sampling, eval_prompts, s, progress, log):

@@ -1,6 +1,6 @@
 """Optimisers (SGD, AdamW), gradient clipping and learning-rate schedules.
 
-An optimiser holds a list of `Parameter`s and, on ``step()``, moves each one in place
+An optimiser holds a list of parameters (`Parameter`) and, on ``step()``, moves each in place
 using its ``.grad``. Parameters whose ``.grad`` is None (frozen, or unused by the loss)
 are skipped and their state does not advance, as in PyTorch. Updates keep the
 parameter's dtype: float32 parameters never see a float64 temporary.
@@ -22,6 +22,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from .nn.module import Module, Parameter
+from .optim_state import checked_state
 
 __all__ = [
     "SGD",
@@ -61,6 +62,9 @@ class Optimizer:
 
     hyperparameters: tuple[str, ...] = ()
     buffers: tuple[str, ...] = ()
+    # checked by load_state_dict: hyperparameter -> (test, "what it must be"); buffers >= 0
+    domains: dict = {}
+    non_negative_buffers: tuple[str, ...] = ()
 
     def __init__(self, params, lr: float, weight_decay: float):
         _check_nonneg("lr", lr)
@@ -113,46 +117,15 @@ class Optimizer:
         return out
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        """Restore a `state_dict` (copies the arrays; checks names, counts and shapes)."""
-        cls = type(self).__name__
-        expected = {"lr", *self.hyperparameters}
-        expected |= {f"group{g}.weight_decay" for g in range(len(self.param_groups))}
-        missing = expected - state.keys()
-        if missing:
-            raise ValueError(f"{cls}.load_state_dict: missing keys {sorted(missing)}")
-        new_state: dict[int, dict] = {}
-        for key in sorted(state.keys() - expected):
-            head, _, name = key.partition(".")
-            if not (head.startswith("param") and head[5:].isdigit()) or (
-                name != "step" and name not in self.buffers
-            ):
-                raise ValueError(f"{cls}.load_state_dict: unexpected key {key!r}")
-            i = int(head[5:])
-            if i >= len(self.params):
-                raise ValueError(
-                    f"{cls}.load_state_dict: state for parameter {i} but the optimiser "
-                    f"has {len(self.params)} parameters"
-                )
-            value = np.asarray(state[key])
-            if name != "step" and value.shape != self.params[i].shape:
-                raise ValueError(
-                    f"{cls}.load_state_dict: {key} has shape {value.shape}, "
-                    f"parameter {i} has shape {self.params[i].shape}"
-                )
-            entry = new_state.setdefault(i, {})
-            entry[name] = int(value) if name == "step" else value.astype(self.params[i].dtype)
-        for i, entry in new_state.items():
-            needed = {"step", *self.buffers}
-            if entry.keys() != needed:
-                raise ValueError(
-                    f"{cls}.load_state_dict: parameter {i} has {sorted(entry)}, "
-                    f"expected {sorted(needed)}"
-                )
-        self.lr = float(state["lr"])
+        """Restore a `state_dict` (copies the arrays). Checks names, counts, shapes, dtypes
+        (real floats; integer steps >= 1) and values (finite, each hyperparameter in its
+        domain) first: on any error, naming the key, the optimiser is left unchanged."""
+        scalars, new_state = checked_state(self, state)
+        self.lr = float(scalars["lr"])
         for name in self.hyperparameters:
-            setattr(self, name, np.asarray(state[name]).item())
+            setattr(self, name, scalars[name])
         for g, group in enumerate(self.param_groups):
-            group["weight_decay"] = float(state[f"group{g}.weight_decay"])
+            group["weight_decay"] = float(scalars[f"group{g}.weight_decay"])
         self._decay = [g["weight_decay"] for g in self.param_groups for _ in g["params"]]
         self.state = new_state
 
@@ -172,6 +145,7 @@ class SGD(Optimizer):
     """
 
     hyperparameters = ("momentum", "nesterov")
+    domains = {"nesterov": (lambda v: isinstance(v, bool), "true or false")}
 
     def __init__(self, params, lr: float, momentum=0.0, weight_decay=0.0, nesterov=False):
         _check_nonneg("momentum", momentum)
@@ -213,6 +187,11 @@ class AdamW(Optimizer):
 
     hyperparameters = ("beta1", "beta2", "eps")
     buffers = ("exp_avg", "exp_avg_sq")
+    domains = {
+        "beta1": (lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
+        "beta2": (lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
+    }
+    non_negative_buffers = ("exp_avg_sq",)  # its square root is taken
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
         beta1, beta2 = betas

@@ -194,84 +194,206 @@ def save_figure(fig, path) -> None:
     plt.close(fig)
 
 
-_FRONTIER_STYLE = {  # method -> (color, marker, legend label)
-    "optimum": ("black", "", "KL-regularised optimum (estimate)"),
-    "dpo": ("tab:red", "^", "DPO"),
-    "ppo": ("tab:blue", "o", "PPO (reward model)"),
-    "ppo_gt": ("tab:cyan", "v", "PPO-GT (true reward)"),
-    "grpo": ("tab:green", "s", "GRPO (reward model)"),
-    "best_of_n": ("tab:purple", "D", "best-of-n (KL: upper bound)"),
-    "preferred_ft": ("tab:brown", "P", "Preferred-FT"),
-    "unlikelihood": ("tab:olive", "X", "Unlikelihood"),
-}
-_KNOB_SYMBOL = {"tau": "τ", "beta": "β", "n": "n", "alpha": "α"}
+# ----------------------------------------------------------------------------
+# Small helpers for the notebooks: the lines every panel repeats, so that a code
+# cell shows the quantity being plotted rather than matplotlib.
+# ----------------------------------------------------------------------------
 
 
-def plot_frontier_curves(points: Sequence[Mapping], ax=None, *, label_knobs: bool = True):
-    """True reward against KL(π‖π_ref) for ``minialign frontier``'s points (summary.json).
+def panels(n: int = 1, *, width: float = 5.5, height: float = 3.8):
+    """A row of ``n`` axes, ``width`` x ``height`` inches each: ``fig, axes = panels(3)``.
 
-    Every point is drawn faint; each method's **upper envelope** (the best true reward at
-    KL ≤ c, `minialign.frontier.envelope`, one per seed) is drawn bold as the mean over
-    seeds with a band of ± one standard deviation, up to the largest KL that every seed
-    reached. ``label_knobs`` writes each knob (τ, β, n, α) at its runs' mean final point.
-    Points of method "optimum" are drawn as one dashed curve. Points beyond twice the 98th
-    percentile of the KLs (a diverged checkpoint) are left off the axis and counted in a note.
-    Returns the axes.
-    """
+    ``axes`` is always a 1-D array (also for ``n = 1``)."""
     import matplotlib.pyplot as plt
 
-    from .frontier import KNOBS, seed_envelopes
+    if int(n) != n or n < 1:
+        raise ValueError(f"panels: n must be a positive integer, got {n}")
+    fig, axes = plt.subplots(1, int(n), figsize=(width * n, height), squeeze=False)
+    return fig, axes[0]
 
-    if not points:
-        raise ValueError("plot_frontier_curves: points is empty")
-    if ax is None:
-        _, ax = plt.subplots(figsize=(8, 5.5))
-    for method in dict.fromkeys(p["method"] for p in points):
-        mine = [p for p in points if p["method"] == method]
-        color, marker, label = _FRONTIER_STYLE.get(method, (None, "o", method))
-        kl, reward = (np.array([p[k] for p in mine]) for k in ("kl", "true_reward"))
-        if method == "optimum":
-            order = np.argsort(kl)
-            ax.plot(kl[order], reward[order], "--", color=color, lw=1.5, label=label)
-            continue
-        ax.scatter(kl, reward, s=12, color=color, marker=marker, alpha=0.3, linewidths=0)
-        reach = min(max(p["kl"] for p in mine if p["seed"] == s) for s in {p["seed"] for p in mine})
-        grid = np.linspace(min(0.0, kl.min()), reach, 200)
-        seeds, env = seed_envelopes(points, method, grid)  # (S, 200)
-        ok = ~np.isnan(env).any(axis=0)
-        mean = env[:, ok].mean(axis=0)
-        seeds_text = f"{len(seeds)} seed" + ("s" if len(seeds) > 1 else "")
-        ax.plot(grid[ok], mean, color=color, lw=2.2, label=f"{label}, {seeds_text}")
-        if len(seeds) > 1:
-            std = env[:, ok].std(axis=0, ddof=1)
-            ax.fill_between(grid[ok], mean - std, mean + std, color=color, alpha=0.18, lw=0)
-        if label_knobs and KNOBS.get(method):
-            _label_knobs(ax, mine, KNOBS[method], color)
-    kl_all = np.array([p["kl"] for p in points])
-    usual = kl_all[
-        kl_all <= 2 * np.quantile(kl_all, 0.98)
-    ]  # a diverged checkpoint squashes the rest
-    right = 1.05 * usual.max() if usual.max() > 0 else None
-    if right is not None and (kl_all > right).any():
-        ax.set_xlim(min(0.0, kl_all.min()) - 0.03 * right, right)
-        ax.text(0.99, 0.01, f"{int((kl_all > right).sum())} point(s) beyond KL {right:.1f} not shown",
-                transform=ax.transAxes, ha="right", va="bottom", fontsize=7, color="gray")  # fmt: skip
-    ax.set_xlabel(r"KL($\pi \,\|\, \pi_{\rm ref}$)  (nats per response)")
-    ax.set_ylabel("true reward")
-    ax.set_title("Reward against KL: every checkpoint (faint) and each method's frontier")
+
+def decorate(
+    ax,
+    title: str | None = None,
+    xlabel: str | None = None,
+    ylabel: str | None = None,
+    *,
+    hlines: Mapping[str, float] | None = None,
+    vlines: Mapping[str, float] | None = None,
+    logx: bool = False,
+    logy: bool = False,
+    legend: bool = True,
+    fontsize: float | None = None,
+):
+    """Title, axis labels, labelled reference lines, log axes, grid and legend on ``ax``.
+
+    ``hlines``/``vlines`` map a legend label to a value: ``hlines={"log 2": np.log(2)}``
+    draws a dotted grey horizontal line at 0.693 named "log 2" (an empty label: no legend
+    entry). The legend is drawn only if some line has a label. Returns the axes.
+    """
+    for (label, value), style in zip((hlines or {}).items(), ("--", ":", "-.") * 9):
+        ax.axhline(value, color="gray", ls=style, lw=1, label=label or None)
+    for (label, value), style in zip((vlines or {}).items(), ("--", ":", "-.") * 9):
+        ax.axvline(value, color="gray", ls=style, lw=1, label=label or None)
+    if title is not None:
+        ax.set_title(title)
+    if xlabel is not None:
+        ax.set_xlabel(xlabel)
+    if ylabel is not None:
+        ax.set_ylabel(ylabel)
+    if logx:
+        ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right", bbox_to_anchor=(1.0, 0.04))
+    if legend and ax.get_legend_handles_labels()[1]:
+        ax.legend(fontsize=fontsize)
     return ax
 
 
-def _label_knobs(ax, points, knob: str, color) -> None:
-    """Write ``knob=value`` at the mean (over seeds) of each run's last point."""
-    for value in sorted({p[knob] for p in points}):
-        last = {}
-        for p in points:
-            if p[knob] == value and p["step"] >= last.get(p["seed"], {"step": -1})["step"]:
-                last[p["seed"]] = p
-        x = np.mean([p["kl"] for p in last.values()])
-        y = np.mean([p["true_reward"] for p in last.values()])
-        ax.annotate(f"{_KNOB_SYMBOL.get(knob, knob)}={value:g}", (x, y), fontsize=6.5,
-                    color=color, xytext=(3, -8), textcoords="offset points")  # fmt: skip
+def moving_average(values, k: int) -> np.ndarray:
+    """Trailing mean over ``k`` points, ``len(values) - k + 1`` of them (``k = 1``: a copy)."""
+    values = np.asarray(values, dtype=float)
+    if int(k) != k or k < 1:
+        raise ValueError(f"moving_average: k must be a positive integer, got {k}")
+    if len(values) < k:
+        raise ValueError(f"moving_average: need at least k = {k} values, got {len(values)}")
+    return np.convolve(values, np.ones(int(k)) / k, "valid")
+
+
+def plot_curves(curves: Mapping, ax=None, *, style: str = "-", smooth: int = 1, **decoration):
+    """One line per item of ``curves``, then `decorate` (``decoration`` = its keywords).
+
+    Each value is ``y`` (drawn against 0, 1, 2, ...) or a pair ``(x, y)``. ``smooth`` > 1
+    draws the trailing `moving_average` over that many points instead, against the x of
+    each window's last point. Returns the axes.
+    """
+    import matplotlib.pyplot as plt
+
+    if not curves:
+        raise ValueError("plot_curves: curves is empty; pass {label: y} or {label: (x, y)}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.8))
+    for label, curve in curves.items():
+        x, y = curve if isinstance(curve, tuple) else (np.arange(len(curve)), curve)
+        x, y = np.asarray(x), np.asarray(y, dtype=float)
+        if x.shape != y.shape:
+            raise ValueError(f"plot_curves: {label!r} has x of shape {x.shape}, y {y.shape}")
+        if smooth > 1:
+            x, y = x[smooth - 1 :], moving_average(y, smooth)
+        ax.plot(x, y, style, label=label)
+    return decorate(ax, **decoration)
+
+
+def plot_histograms(samples: Mapping, bins, ax=None, *, step: bool = False, **decoration):
+    """Overlaid histograms, one per item of ``samples`` ({label: values}), on shared ``bins``.
+
+    ``step=True`` draws outlines (many overlapping histograms), otherwise translucent
+    bars. Then `decorate` with ``decoration``. Returns the axes."""
+    import matplotlib.pyplot as plt
+
+    if not samples:
+        raise ValueError("plot_histograms: samples is empty; pass {label: values}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.8))
+    for label, values in samples.items():
+        if step:
+            ax.hist(np.asarray(values, dtype=float), bins=bins, histtype="step", lw=2, label=label)
+        else:
+            ax.hist(np.asarray(values, dtype=float), bins=bins, alpha=0.6, label=label)
+    return decorate(ax, **decoration)
+
+
+def plot_runs(runs: Mapping, keys: Sequence[str], axes=None, *, titles=None, ylabels=None):
+    """Compare runs: one panel per metric in ``keys``, one line per run ({label: History}).
+
+    ``titles``/``ylabels`` (one per key) default to the key. Returns the axes."""
+    if not runs or not keys:
+        raise ValueError("plot_runs: need at least one run and one metric key")
+    if axes is None:
+        _, axes = panels(len(keys))
+    if len(axes) != len(keys):
+        raise ValueError(f"plot_runs: {len(keys)} keys but {len(axes)} axes")
+    for i, (ax, key) in enumerate(zip(axes, keys)):
+        for label, history in runs.items():
+            steps, values = _series(history, key)
+            ax.plot(steps, values, "o-" if len(values) < 30 else "-", label=label)
+        title = titles[i] if titles else key
+        decorate(ax, title, "step", ylabels[i] if ylabels else key)
+    return axes
+
+
+def plot_clipped_surrogate(ratio, advantage: float, epsilon: float, zero_grad=None, ax=None):
+    r"""PPO's clipped objective for one advantage $\hat A$ over a grid of ratios $r$.
+
+    Draws $\min(r\hat A,\ \mathrm{clip}(r, 1-\epsilon, 1+\epsilon)\hat A)$ (the term inside
+    $L^{\rm CLIP}$, maximised), the unclipped $r\hat A$, the edges $1\pm\epsilon$, and shades
+    the ratios where ``zero_grad`` (a bool array over ``ratio``, e.g. measured with
+    autograd) is True. Returns the axes.
+    """
+    import matplotlib.pyplot as plt
+
+    ratio = np.asarray(ratio, dtype=float)
+    surrogate = np.minimum(ratio * advantage, np.clip(ratio, 1 - epsilon, 1 + epsilon) * advantage)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 3.8))
+    ax.plot(ratio, surrogate, color="tab:blue", label=r"$\min(r\hat A,\ \mathrm{clip}(r)\hat A)$")
+    ax.plot(ratio, ratio * advantage, ":", color="gray", label=r"unclipped $r\hat A$")
+    if zero_grad is not None:
+        zero_grad = np.asarray(zero_grad, dtype=bool)
+        if zero_grad.shape != ratio.shape:
+            raise ValueError(
+                f"plot_clipped_surrogate: zero_grad has shape {zero_grad.shape}, "
+                f"ratio has {ratio.shape}"
+            )
+        low, high = surrogate.min() - 0.1, surrogate.max() + 0.1
+        ax.fill_between(
+            ratio, low, high, where=zero_grad, color="tab:red", alpha=0.15, label="gradient = 0"
+        )
+    for edge in (1 - epsilon, 1 + epsilon):
+        ax.axvline(edge, color="gray", lw=0.8, ls="--")
+    ax.set_title(rf"$\hat A = {advantage:+g}$, $\epsilon = {epsilon:g}$")
+    ax.set_xlabel(r"ratio $r_\theta = \pi_\theta / \pi_{\theta_{old}}$")
+    ax.set_ylabel("surrogate objective")
+    ax.legend(fontsize=8, loc="upper left" if advantage > 0 else "lower left")
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def plot_history_grid(runs, panels: Sequence, ncols: int = 2, smooth: int = 1):
+    """A grid of `plot_history` panels, one per ``(keys, title, ylabel)`` in ``panels``.
+
+    ``runs`` is one history (every key in its panel is drawn) or ``{label: history}``
+    (one line per run, labelled, for a single key per panel). Returns the figure.
+    """
+    import matplotlib.pyplot as plt
+
+    if not panels:
+        raise ValueError("plot_history_grid: panels is empty; pass (keys, title, ylabel) tuples")
+    if ncols < 1:
+        raise ValueError(f"plot_history_grid: ncols must be >= 1, got {ncols}")
+    nrows = -(-len(panels) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.5 * ncols, 3.6 * nrows), squeeze=False)
+    several = isinstance(runs, Mapping) and all(hasattr(h, "steps") for h in runs.values())
+    for ax, (keys, title, ylabel) in zip(axes.flat, panels):
+        if not several:
+            plot_history(runs, keys, ax=ax, title=title, ylabel=ylabel, smooth=smooth)
+            continue
+        if not isinstance(keys, str):
+            raise ValueError(
+                f"plot_history_grid: with several runs a panel takes one key, got {keys}"
+            )
+        for label, history in runs.items():
+            steps, values = _series(history, keys)
+            plot_history(
+                {"step": steps, label: values},
+                label,
+                ax=ax,
+                title=title,
+                ylabel=ylabel,
+                smooth=smooth,
+            )
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    return fig

@@ -106,8 +106,10 @@ class RunDir:
         return self
 
     def finish(self, status: str, **extra) -> None:
-        """Record the outcome in ``run.json``; a second Ctrl-C cannot interrupt this write."""
-        self.info.update(status=status, finished=time.strftime("%Y-%m-%d %H:%M:%S"), **extra)
+        """Record the outcome in ``run.json`` (with the process's peak memory); a second
+        Ctrl-C cannot interrupt this write."""
+        self.info.update(status=status, finished=time.strftime("%Y-%m-%d %H:%M:%S"),
+                         peak_memory_mb=peak_memory_mb(), **extra)  # fmt: skip
         with ignore_interrupts():
             self.write_json("run.json", self.info)
 
@@ -157,6 +159,16 @@ class RunDir:
         from . import checkpoint
 
         return checkpoint.save(model, self._target(name), extra=extra)
+
+
+def peak_memory_mb() -> float | None:
+    """The process's peak resident memory so far, in MB (None where the OS does not say)."""
+    try:
+        import resource
+    except ImportError:  # Windows, Pyodide
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB on Linux, bytes on macOS
+    return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
 
 
 def read_json(path: Path, kind=dict):

@@ -5,13 +5,15 @@ Each run writes into its `minialign.rundir.RunDir`: ``run.json`` (status), ``con
 `minialign.checkpoint.load`), ``history.json`` (every logged metric), ``result.json``
 (the final measurement against the reference, the demo's yardstick), ``curves.png`` and
 ``run_state.npz`` (what ``--resume`` continues from, bit for bit). A run stopped by Ctrl-C
-keeps its model and history so far, with ``"interrupted": true``.
+keeps its model, history and curves so far, has no ``result.json``, and its ``run.json``
+says ``"interrupted"``.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,88 +34,112 @@ from .train import (
     train_reward_model,
     train_sft,
 )
+from .train.config import Settings, knob
 
 
-def train_settings(args, config) -> dict:
+@dataclass(frozen=True)
+class TaskOptions(Settings):
+    """What a ``minialign train`` run trains on: flags of the command, not trainer settings."""
+
+    task: str = knob(
+        "sentiment",
+        "the toy task (arithmetic: sft and grpo only)",
+        choices=("sentiment", "arithmetic"),
+    )
+    pairs: int = knob(2000, "preference pairs to train on", min=1, max=1_000_000)
+    beta_bt: float = knob(
+        10.0, "annotator sharpness: P(chosen) = sigmoid(beta_bt · Δr)", min=0, max=1e6
+    )
+    reward: str = knob(
+        "rm",
+        "optimise a reward model trained on the pairs ('rm', the proxy) or the true reward",
+        choices=("rm", "true"),
+    )
+    process_weight: float | None = knob(
+        None, "arithmetic only: 1 - λ, the weight of the process reward (None: 0.5)", min=0, max=1
+    )
+
+    #: the options each method reads; the others are not flags of its command
+    FOR_METHOD = {"sft": ("task",), "rm": ("pairs", "beta_bt"), "dpo": ("pairs", "beta_bt"),
+                  "ppo": ("pairs", "beta_bt", "reward"), "grpo": ("task", "process_weight")}  # fmt: skip
+
+
+def train_settings(method: str, config, options: TaskOptions, seed: int) -> dict:
     """Every setting of a train run, for ``config.json``."""
-    options = {k: getattr(args, k) for k in ("task", "pairs", "beta_bt", "reward", "process_weight")
-               if hasattr(args, k)}  # fmt: skip
-    return dict(method=args.method, config=dataclasses.asdict(config), seed=args.seed, **options)
+    return dict(method=method, config=dataclasses.asdict(config), seed=seed,
+                options=dataclasses.asdict(options))  # fmt: skip
 
 
-def train_command(args, config, run: RunDir) -> dict:
-    """Run ``args.method`` with ``config`` and write ``run``; return the result record."""
-    task = make_task(args.task)
-    rng = np.random.default_rng(args.seed)
-    options = dict(rng=rng, progress=not args.no_progress, checkpoint_path=run.path / "run_state.npz",
-                   resume=args.resume)  # fmt: skip
-    result: dict = {"method": args.method, "task": args.task, "seed": args.seed}
+def train_command(method: str, config, options: TaskOptions, run: RunDir, *, seed: int = 0,
+                  progress: bool = True, resume: bool = False) -> dict:  # fmt: skip
+    """Run ``method`` with ``config`` on ``options`` and write ``run``; return the result."""
+    task = make_task(options.task)
+    loop = dict(rng=np.random.default_rng(seed), progress=progress, resume=resume,
+                checkpoint_path=run.path / "run_state.npz")  # fmt: skip
+    result: dict = {"method": method, "task": options.task, "seed": seed}
     with single_thread_blas():
-        if args.method == "sft":
-            model, history = _sft(task, args, config, options)
+        train = {"sft": _sft, "rm": _reward_model}.get(method, _policy)
+        model, history = train(method, task, config, options, loop)
+        run.written.add("run_state.npz")
+        run.save_model("model.npz", model, method=method, task=options.task)
+        run.write_json("history.json", history.as_dict())
+        draw_history(run.path, run)
+        finished(history)  # Ctrl-C: the files above are kept, the run is marked interrupted
+        if method == "sft":
             result["final_loss"] = history.last("loss")
-        elif args.method == "rm":
-            model, history = _reward_model(task, args, config, options)
+        elif method == "rm":
             result["eval_accuracy"] = history.last("eval_accuracy")
         else:
-            model, history = _policy(task, args, config, options)
-            if not history.interrupted:
-                result.update(_measure(task, args, model))
-    result["interrupted"] = history.interrupted
-    run.written.add("run_state.npz")
-    run.save_model("model.npz", model, method=args.method, task=args.task)
-    run.write_json("history.json", history.as_dict())
+            result.update(_measure(task, options, model, seed))
     run.write_json("result.json", result)
-    draw_history(run.path, run)
-    finished(history)  # Ctrl-C: the files above are kept, the run is marked interrupted
     return result
 
 
-def _sft(task, args, config, options):
-    recipe, tok = RECIPES[args.task], task.tokenizer
-    model = TinyGPT(GPTConfig(tok.vocab_size, task.block_size, **recipe.model), rng=options["rng"])
-    corpus = task.corpus(recipe.corpus_size, options["rng"])
-    return model, train_sft(model, corpus.ids, corpus.mask, config, **options)
+def _sft(method, task, config, options, loop):
+    recipe, tok = RECIPES[options.task], task.tokenizer
+    model = TinyGPT(GPTConfig(tok.vocab_size, task.block_size, **recipe.model), rng=loop["rng"])
+    corpus = task.corpus(recipe.corpus_size, loop["rng"])
+    return model, train_sft(model, corpus.ids, corpus.mask, config, **loop)
 
 
-def _pairs(task, args, rng, n=None):
-    return task.make_preference_pairs(n or args.pairs, rng, beta_bt=args.beta_bt)
+def _pairs(task, options, rng, n=None):
+    return task.make_preference_pairs(n or options.pairs, rng, beta_bt=options.beta_bt)
 
 
-def _reward_model(task, args, config, options):
-    reference, rng = load_reference(args.task), options["rng"]
-    pairs, eval_pairs = _pairs(task, args, rng), _pairs(task, args, rng, max(1, args.pairs // 5))
+def _reward_model(method, task, config, options, loop):
+    reference, rng = load_reference(options.task), loop["rng"]
+    pairs = _pairs(task, options, rng)
+    eval_pairs = _pairs(task, options, rng, max(1, options.pairs // 5))
     rm = RewardModel.from_policy(reference, rng=rng)
-    return rm, train_reward_model(rm, pairs, config, eval_pairs=eval_pairs, **options)
+    return rm, train_reward_model(rm, pairs, config, eval_pairs=eval_pairs, **loop)
 
 
-def _policy(task, args, config, options):
-    reference, rng = load_reference(args.task), options["rng"]
+def _policy(method, task, config, options, loop):
+    reference, rng = load_reference(options.task), loop["rng"]
     model = copy.deepcopy(reference).train().requires_grad_(True)
-    sampling = Sampling.for_task(task)
-    if args.method == "dpo":
-        return model, train_dpo(model, reference, _pairs(task, args, rng), config, **options)
-    if args.method == "grpo" and args.task == "arithmetic":
-        reward = arithmetic_reward_fn(task, lam=1.0 - args.process_weight)
-    elif args.method == "ppo" and args.reward == "rm":
+    if method == "dpo":
+        return model, train_dpo(model, reference, _pairs(task, options, rng), config, **loop)
+    if method == "grpo" and options.task == "arithmetic":
+        weight = 0.5 if options.process_weight is None else options.process_weight
+        reward = arithmetic_reward_fn(task, lam=1.0 - weight)
+    elif method == "ppo" and options.reward == "rm":
         rm = RewardModel.from_policy(reference, rng=rng)
-        finished(train_reward_model(rm, _pairs(task, args, rng), RewardConfig(steps=300), rng=rng,
-                                    progress=options["progress"]))  # fmt: skip
+        finished(train_reward_model(rm, _pairs(task, options, rng), RewardConfig(steps=300),
+                                    rng=rng, progress=loop["progress"]))  # fmt: skip
         reward = reward_fn(rm)
     else:
         reward = task.true_reward
-    trainer = train_ppo if args.method == "ppo" else train_grpo
-    return model, trainer(
-        model, reference, reward, task.sample_prompts, sampling, config, **options
-    )
+    trainer = train_ppo if method == "ppo" else train_grpo
+    prompts, sampling = task.sample_prompts, Sampling.for_task(task)
+    return model, trainer(model, reference, reward, prompts, sampling, config, **loop)
 
 
-def _measure(task, args, model) -> dict:
+def _measure(task, options, model, seed) -> dict:
     """The trained policy on 256 held-out prompts: the demo's yardstick (true reward, KL)."""
-    reference, sampling = load_reference(args.task), Sampling.for_task(task)
-    prompts = task.sample_prompts(256, np.random.default_rng(args.seed + 1))
-    rng = np.random.default_rng(args.seed + 2)
-    if args.task == "sentiment":
+    reference, sampling = load_reference(options.task), Sampling.for_task(task)
+    prompts = task.sample_prompts(256, np.random.default_rng(seed + 1))
+    rng = np.random.default_rng(seed + 2)
+    if options.task == "sentiment":
         return evaluate_policy(model, reference, prompts, task.true_reward, sampling, rng=rng)
     gen = generate(model, prompts, sampling.max_new_tokens, rng=rng,
                    stop_token=sampling.stop_token, pad_id=sampling.pad_id)  # fmt: skip

@@ -35,6 +35,7 @@
 # 8. Training a tiny MLP
 # 9. Catching a NaN with `detect_anomaly`
 # 10. Try this
+# 11. Recap
 
 # %%
 import math
@@ -661,3 +662,26 @@ with ma.detect_anomaly(), np.errstate(invalid="ignore", divide="ignore"):
 # ```
 #
 # </details>
+#
+# ## 11. Recap
+#
+# | | Equation |
+# |---|---|
+# | chain rule | $\frac{\partial y}{\partial a} = \frac{\partial y}{\partial u}\,\frac{\partial u}{\partial a}$; a value used twice sums its paths: $\frac{\partial (a + a)}{\partial a} = 2$ |
+# | matmul $C = AB$ | $\bar A = \bar C B^\top$, $\;\bar B = A^\top \bar C$ |
+# | broadcasting | the gradient of a broadcast input is summed over every axis it was stretched along |
+# | softmax, log-softmax | $\bar x = y \odot (\bar y - \langle \bar y, y\rangle)$; $\;\bar x = \bar y - \mathrm{softmax}(x)\sum_i \bar y_i$ |
+# | gradient check | $\partial\phi/\partial x_i \approx [\phi(x + \varepsilon e_i) - \phi(x - \varepsilon e_i)]/2\varepsilon$, $\;\phi = \langle G, f(x)\rangle$ |
+#
+# What to remember:
+#
+# 1. **Backward walks a topological order in reverse**, so a node runs only once its own
+#    gradient is complete; the closures **accumulate** (`+=`) because a reused value collects
+#    one term per path. (Sections 1–3.)
+# 2. **Undo broadcasting in one place**: left-pad the shape with 1s, sum over the stretched
+#    axes. (Section 5.)
+# 3. **Fused ops are faster and stable**: subtract the maximum in softmax, never exponentiate a
+#    positive number in $\log\sigma$. (Section 6.)
+# 4. **Check gradients with a random upstream $G$** in float64: seeding with `.sum()` (all
+#    ones) hides a backward that forgets the upstream gradient. (Section 7.)
+# 5. **A NaN is an error**: `detect_anomaly` names the op that made it. (Section 9.)

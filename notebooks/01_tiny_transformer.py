@@ -33,6 +33,45 @@
 # 4. Pre-training on the toy sentiment corpus
 # 5. Sampling with temperature
 # 6. Try this
+# 7. Recap
+#
+# ## Notation
+#
+# | Symbol | Meaning in this notebook | In code |
+# |---|---|---|
+# | $Q, K, V$; $d$ | queries, keys, values of $T$ positions, rows of width $d$ (section 1) | `Q`, `K`, `V`, `d` |
+# | $M$ | the causal mask: $0$ on and below the diagonal, $-\infty$ above | `M` |
+# | $B, T, C$ | batch size, positions, embedding width | `B`, `T`, `cfg.n_embd` |
+# | $n_h$, $h_s$ | attention heads, and the size of each, $h_s = C/n_h$ | `nh`, `hs` |
+# | $V$ | vocabulary size (section 2 on) | `tok.vocab_size` |
+# | $W_{te}$, $W_{pe}$ | token and position embeddings; $W_{te}^\top$ is also the output layer | `ref.wte`, `ref.wpe` |
+# | $x^{(\ell)}$ | the hidden states after block $\ell$ (section 2) | `x` |
+# | $x$, $y = (y_1, \dots, y_L)$ | a prompt; a response of $L$ tokens (section 3 on) | `prompts`, `tokens` |
+# | $\pi_\theta(y\mid x)$ | the model's probability of a response; $\log\pi$ sums its tokens' log-probs | `sequence_logprobs` |
+# | $m_{n,t}$ | 1 for a real target token, 0 for padding | `mask`, `response_mask` |
+# | $z$, $\tau$ | next-token logits; the **sampling** temperature that divides them | `z`, `temperature` |
+#
+# Within this notebook $V$ means two things: the value matrix of section 1 and the vocabulary
+# size from section 2 on (notebook 03 adds a third, the value function $V_w$), and $K$ is the
+# key matrix here but the number of answers in notebook 07.
+#
+# **Same letter, different meaning.** Two symbols are overloaded across the notebooks; the
+# table says which is which.
+#
+# | Symbol | Meaning | Where | In code |
+# |---|---|---|---|
+# | $\tau$ | sampling temperature (divides the logits) | 01 | `temperature` |
+# | $\tau_i$ | the reasoning trace of output $i$ | 04 | |
+# | $\tau$ | DPO temperature, $=1/\beta$ of the DPO paper | 05, 07 | `tau` |
+# | $\beta$ | KL coefficient of $J(\theta) = \mathbb{E}[r] - \beta\,\mathrm{KL}$ | 03, 06, 07 | `PPOConfig.beta` (TRL: `kl_coef`), `beta` |
+# | $\beta_{BT}$ | annotator reliability, $P(y_1 \succ y_2) = \sigma(\beta_{BT}(r_1 - r_2))$ | 02, 05, 07 | `beta_bt` |
+# | $\beta$ | DPO's $\beta = 1/\tau$, the KL coefficient DPO optimises implicitly | 05 | TRL's `DPOConfig.beta` |
+# | $\beta$ | GRPO's weight on the $k_3$ KL estimator *in the loss* | 04 | `GRPOConfig.beta` |
+# | $\beta$ | a coefficient of Gao et al.'s over-optimisation law $d(\alpha - \beta d)$ | 06 | |
+# | $\beta_1, \beta_2$ | Adam's decay rates of its moment estimates | 05 | `AdamW(betas=...)` |
+#
+# The $\tau$ of this notebook is the first row: it changes how we *sample*, not what the
+# model has learnt.
 
 # %%
 import time
@@ -49,7 +88,7 @@ warnings.filterwarnings("ignore", category=TqdmWarning)
 import minialign as ma
 import minialign.functional as F
 from minialign.nn import GPTConfig, TinyGPT, generate, sequence_logprobs
-from minialign.plots import plot_history
+from minialign.plots import decorate, panels, plot_curves, plot_histograms, plot_history
 from minialign.pretrained import load_reference, make_task
 from minialign.train import SFTConfig, evaluate_loss, train_sft, unigram_entropy
 
@@ -321,16 +360,11 @@ print(f"shipped reference     {shipped:.3f} nats")
 assert ours < 0.6 * unigram and abs(ours - shipped) < 0.1
 
 # %%
-ax = plot_history(
-    history,
-    ["loss", "eval_loss"],
-    smooth=20,
-    title="Pre-training TinyGPT on the sentiment corpus",
-    ylabel="cross-entropy (nats per token)",
-)
-ax.axhline(unigram, color="gray", ls="--", label=f"unigram entropy {unigram:.2f}")
-ax.axhline(shipped, color="black", ls=":", label=f"shipped reference {shipped:.2f}")
-ax.legend()
+ax = plot_history(history, "loss", smooth=20)  # training batches: noisy, so smoothed
+plot_history(history, "eval_loss", ax=ax, title="Pre-training TinyGPT on the sentiment corpus",
+             ylabel="cross-entropy (nats per token)")
+decorate(ax, hlines={f"unigram entropy {unigram:.2f}": unigram,
+                     f"shipped reference {shipped:.2f}": shipped})
 plt.show()
 
 # %% [markdown]
@@ -444,22 +478,15 @@ assert stats[2.0]["reward"].std() > stats[0.5]["reward"].std() + 0.05  # ... but
 assert all(s["distinct"] > 0.9 for s in stats.values())
 
 # %%
-fig, (ax_ent, ax_rew) = plt.subplots(1, 2, figsize=(11, 3.8))
-ax_ent.plot(temps, [stats[t]["entropy"] for t in temps], "o-", label=r"entropy of $\pi_\tau$")
-ax_ent.plot(
-    temps, [-stats[t]["logp_at_1"] for t in temps], "s-", label=r"$-\log \pi_1(y_t)$ of the samples"
-)
-ax_ent.set_title("Temperature trades plausibility for diversity")
-ax_ent.set_xlabel(r"sampling temperature $\tau$")
-ax_ent.set_ylabel("nats per response token")
-ax_ent.legend()
-bins = np.linspace(-1, 1, 21)
-for temp in [0.5, 1.0, 2.0]:
-    ax_rew.hist(stats[temp]["reward"], bins=bins, histtype="step", lw=2, label=rf"$\tau$ = {temp}")
-ax_rew.set_title("True reward of 1000 samples from the reference")
-ax_rew.set_xlabel("true reward r(x, y)")
-ax_rew.set_ylabel("number of samples")
-ax_rew.legend()
+fig, (ax_ent, ax_rew) = panels(2)
+plot_curves({r"entropy of $\pi_\tau$": (temps, column["entropy"]),
+             r"$-\log \pi_1(y_t)$ of the samples": (temps, -column["logp_at_1"])}, ax_ent,
+            style="o-", title="Temperature trades plausibility for diversity",
+            xlabel=r"sampling temperature $\tau$", ylabel="nats per response token")
+plot_histograms({rf"$\tau$ = {t}": stats[t]["reward"] for t in (0.5, 1.0, 2.0)},
+                np.linspace(-1, 1, 21), ax_rew, step=True,
+                title="True reward of 1000 samples from the reference",
+                xlabel="true reward r(x, y)", ylabel="number of samples")
 fig.tight_layout()
 
 # %% [markdown]
@@ -517,7 +544,9 @@ with_cache = P + (steps - 1)  # the prompt once, then one new position per step
 without = P + sum(range(P + 1, P + steps))  # the whole prefix again at every step
 print(f"{steps} tokens drawn per row; positions run through the model per row:")
 print(f"  with the cache {with_cache}, without {without} ({without / with_cache:.1f}x the work)")
-print(f"  wall clock for 1000 rows: {seconds[True]:.2f} s with, {seconds[False]:.2f} s without")
+speedup = seconds[False] / seconds[True]
+print(f"  wall clock for 1000 rows: the cache is {'more than 2x' if speedup > 2 else 'not 2x'} faster")
+assert speedup > 2  # measured 5-7x on a quiet 2-core machine; the exact ratio varies run to run
 
 # %% [markdown]
 # The work without a cache grows with the square of the length, with it linearly: even at
@@ -547,3 +576,26 @@ print(f"  wall clock for 1000 rows: {seconds[True]:.2f} s with, {seconds[False]:
 # ```
 #
 # </details>
+#
+# ## 7. Recap
+#
+# | | Equation |
+# |---|---|
+# | causal attention | $\mathrm{softmax}\big(QK^\top/\sqrt d + M\big)\,V$, $\;M_{ij} = -\infty$ for $j > i$ |
+# | the forward pass | $x^{(0)} = W_{te}[\text{idx}] + W_{pe}[0{:}T]$, $\;x^{(\ell)} = \mathrm{Block}_\ell(x^{(\ell-1)})$, $\;\text{logits} = \mathrm{LN}_f(x^{(L)})\,W_{te}^\top$ |
+# | sequence log-probability | $\log\pi_\theta(y\mid x) = \sum_{t=1}^{L}\log\pi_\theta(y_t\mid x, y_{<t})$, response tokens only |
+# | pre-training loss | $\mathcal L(\theta) = -\frac{1}{\sum m}\sum_{n,t} m_{n,t}\log p_\theta(x_{n,t}\mid x_{n,<t})$ |
+# | sampling temperature | $\pi_\tau(v\mid\cdot) = e^{z_v/\tau}/\sum_u e^{z_u/\tau}$ |
+#
+# What to remember:
+#
+# 1. **The causal mask** hides the future exactly (the earlier outputs do not change by a bit),
+#    so one forward pass gives $T$ honest next-token predictions. (Sections 1–2.)
+# 2. **Column $t$ scores token $t+1$**: per-token arrays have $T-1$ columns, only response
+#    tokens count, and padding cannot change $\log\pi(y\mid x)$. (Section 3.)
+# 3. **The loss floor is the corpus's own entropy**, not 0; a fresh run ends at the shipped
+#    reference's held-out loss. (Section 4.)
+# 4. **Temperature widens the reward distribution but hardly moves its mean**: making the
+#    model *better* is alignment's job (notebooks 02–07). (Section 5.)
+# 5. **Score samples at the temperature they were drawn at**, or the PPO ratio is not 1 when it
+#    should be; the KV cache changes the work, not the samples. (Section 5.)

@@ -16,8 +16,8 @@
 # %% [markdown]
 # # 02 · The reward model: learning a score from comparisons
 #
-# PPO and GRPO maximise a reward $r_\phi(x,y)$, and the seed document only says that this
-# reward model is trained "on human preference data". This notebook fills in that step. People
+# PPO and GRPO maximise a reward $r_\phi(x,y)$, and the source notes behind the equation sheet
+# (`docs/equations.md`) only say that this reward model is trained "on human preference data". This notebook fills in that step. People
 # rarely agree on an absolute score for a response, but they can say which of two responses they
 # prefer; the Bradley–Terry model turns such comparisons into a score. You will compute its loss
 # and gradient by hand, label preference pairs with a simulated (noisy) annotator on the
@@ -34,7 +34,40 @@
 # 5. What the reward model gets wrong
 # 6. Out of distribution: repeated words
 # 7. Margin and centring
-# 8. Try this
+# 8. Exercises
+# 9. Recap
+#
+# ## Notation
+#
+# | Symbol | Meaning in this notebook | In code |
+# |---|---|---|
+# | $x$, $y$ | a prompt; a response to it | `prompt_ids`, `ids` |
+# | $y^+$, $y^-$ | the preferred and the dispreferred response of a pair | `chosen`, `rejected` |
+# | $r_\phi(x, y)$ | the reward model's score, with parameters $\phi$ | `RewardModel`, `reward_fn(rm)` |
+# | $r(y)$ | the task's **true** reward, known here and never in practice | `task.true_reward` |
+# | $\sigma(z)$ | the logistic function $1/(1+e^{-z})$ | `sigmoid` |
+# | $B$; $r^+_b$, $r^-_b$ | pairs per batch; the scores of pair $b$ | `chosen`, `rejected` |
+# | $\mathcal{L}(\phi)$ | the Bradley–Terry loss, $-\frac1B\sum_b\log\sigma(r^+_b - r^-_b)$ | `bradley_terry_loss` |
+# | $\beta_{BT}$ | how reliable the simulated annotator is | `beta_bt`, `BETA_BT` |
+# | $p_i$ | the annotator's probability of the choice it made | `p_chosen` |
+# | $m_b$, $c$ | margin of pair $b$; centring coefficient | `margin`, `center_rewards_coefficient` |
+#
+# **Same letter, different meaning.** Two symbols are overloaded across the notebooks; the
+# table says which is which.
+#
+# | Symbol | Meaning | Where | In code |
+# |---|---|---|---|
+# | $\tau$ | sampling temperature (divides the logits) | 01 | `temperature` |
+# | $\tau_i$ | the reasoning trace of output $i$ | 04 | |
+# | $\tau$ | DPO temperature, $=1/\beta$ of the DPO paper | 05, 07 | `tau` |
+# | $\beta$ | KL coefficient of $J(\theta) = \mathbb{E}[r] - \beta\,\mathrm{KL}$ | 03, 06, 07 | `PPOConfig.beta` (TRL: `kl_coef`), `beta` |
+# | $\beta_{BT}$ | annotator reliability, $P(y_1 \succ y_2) = \sigma(\beta_{BT}(r_1 - r_2))$ | 02, 05, 07 | `beta_bt` |
+# | $\beta$ | DPO's $\beta = 1/\tau$, the KL coefficient DPO optimises implicitly | 05 | TRL's `DPOConfig.beta` |
+# | $\beta$ | GRPO's weight on the $k_3$ KL estimator *in the loss* | 04 | `GRPOConfig.beta` |
+# | $\beta$ | a coefficient of Gao et al.'s over-optimisation law $d(\alpha - \beta d)$ | 06 | |
+# | $\beta_1, \beta_2$ | Adam's decay rates of its moment estimates | 05 | `AdamW(betas=...)` |
+#
+# In this notebook only $\beta_{BT}$ appears, always with its subscript.
 
 # %%
 import warnings
@@ -50,7 +83,7 @@ warnings.filterwarnings("ignore", category=TqdmWarning)
 import minialign as ma
 from minialign.nn import RewardModel
 from minialign.objectives import bradley_terry_loss, preference_accuracy
-from minialign.plots import plot_history
+from minialign.plots import decorate, panels, plot_curves, plot_history
 from minialign.pretrained import load_reference, make_task
 from minialign.train import RewardConfig, bayes_accuracy, reward_fn, train_reward_model
 
@@ -67,7 +100,7 @@ def sigmoid(z):
 # %% [markdown]
 # ## 1. The Bradley–Terry model
 #
-# The seed starts from a reward model $r_\phi(x,y)$: a network that reads a prompt $x$ and a
+# The source notes start from a reward model $r_\phi(x,y)$: a network that reads a prompt $x$ and a
 # response $y$ and outputs one number. The data used to train it are not numbers but choices:
 # for a prompt $x$, an annotator saw two responses and picked one, the preferred $y^+$ over
 # the other, $y^-$. The standard way to connect scores and choices, used by InstructGPT,
@@ -230,15 +263,14 @@ assert history["eval_accuracy"][0] < 0.6 < 0.8 < history["eval_accuracy"][-1] <=
 assert history["eval_true_accuracy"][-1] > 0.9
 
 # %%
-fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 3.8))
-plot_history(history, ["loss", "eval_loss"], ax=ax_loss, smooth=10,
-             title="Bradley–Terry loss", ylabel="loss (nats per pair)")  # fmt: skip
-ax_loss.axhline(np.log(2), color="gray", ls=":", label="log 2 (chance)")
-ax_loss.legend()
+fig, (ax_loss, ax_acc) = panels(2)
+plot_history(history, "loss", ax=ax_loss, smooth=10)  # training batches: noisy, so smoothed
+plot_history(history, "eval_loss", ax=ax_loss, title="Bradley–Terry loss",
+             ylabel="loss (nats per pair)")
+decorate(ax_loss, hlines={"log 2 (chance)": np.log(2)})
 plot_history(history, ["eval_accuracy", "eval_true_accuracy"], ax=ax_acc,
-             title="Held-out accuracy", ylabel="fraction of pairs ranked right")  # fmt: skip
-ax_acc.axhline(ceiling, color="gray", ls="--", label=f"Bayes ceiling {ceiling:.3f}")
-ax_acc.legend()
+             title="Held-out accuracy", ylabel="fraction of pairs ranked right")
+decorate(ax_acc, hlines={f"Bayes ceiling {ceiling:.3f}": ceiling})
 fig.tight_layout()
 
 # %% [markdown]
@@ -276,15 +308,13 @@ print(
 )
 assert pearson > 0.9 and abs(slope - BETA_BT) < 0.2 * BETA_BT  # slope about beta_BT
 
-fig, ax = plt.subplots(figsize=(6, 4))
+fig, (ax,) = panels(1, width=6.0, height=4.0)
 ax.scatter(true_r, rm_score, s=8, alpha=0.5, label="held-out responses")
 grid = np.linspace(-1, 1, 2)
-ax.plot(grid, slope * grid + offset, "k--", lw=1, label=f"fit: {slope:.1f} r {offset:+.1f}")
-ax.set_xlabel("true reward r(y)")
-ax.set_ylabel(r"reward-model score $r_\phi(x, y)$")
-ax.set_title(f"Reward model vs true reward (held out; Pearson {pearson:.2f})")
-ax.legend()
-ax.grid(alpha=0.3)
+plot_curves({f"fit: {slope:.1f} r {offset:+.1f}": (grid, slope * grid + offset)}, ax, style="k--",
+            xlabel="true reward r(y)", ylabel=r"reward-model score $r_\phi(x, y)$",
+            title=f"Reward model vs true reward (held out; Pearson {pearson:.2f})")
+plt.show()
 
 # %% [markdown]
 # On responses like those it was trained on, the reward model is very good. Note the slope: about
@@ -306,7 +336,7 @@ ev_chosen = tok.decode_batch(eval_pairs.chosen.ids, eval_pairs.chosen.response_m
 ev_rejected = tok.decode_batch(eval_pairs.rejected.ids, eval_pairs.rejected.response_mask)
 print(f"{len(wrong_way)} of {n_eval} held-out pairs are ranked against the true ordering")
 print(f"their median |true gap| is {np.median(np.abs(gap_true[wrong_way])):.2f}; "
-      f"over all pairs it is {np.median(np.abs(gap_true)):.2f}\n")  # fmt: skip
+      f"over all pairs it is {np.median(np.abs(gap_true)):.2f}\n")
 for i in worst:
     pair = [
         (eval_pairs.chosen_reward[i], ev_chosen[i]),
@@ -370,15 +400,11 @@ assert probe_rm[probe_true <= 0].max() > probe_rm[probe_true > 0.5].min()
 ks = np.arange(1, task.max_words + 1)
 _, rep_rm, rep_true = rm_on([" ".join(["great"] * k) for k in ks])
 
-fig, ax = plt.subplots(figsize=(6.5, 3.8))
-ax.plot(ks, rep_true, "o-", label="true reward")
-ax.plot(ks, rep_rm, "s-", label=r"reward model, rescaled: $(r_\phi - b)/a$")
-ax.axhline(0, color="gray", lw=0.8)
-ax.set_xlabel('k, number of times "great" is repeated')
-ax.set_ylabel("reward (true-reward units)")
-ax.set_title('"great" repeated k times: true reward vs reward model')
-ax.grid(alpha=0.3)
-ax.legend()
+plot_curves({"true reward": (ks, rep_true),
+             r"reward model, rescaled: $(r_\phi - b)/a$": (ks, rep_rm)}, style="o-",
+            hlines={"": 0.0}, xlabel='k, number of times "great" is repeated',
+            ylabel="reward (true-reward units)",
+            title='"great" repeated k times: true reward vs reward model')
 print("k             ", ks)
 print("true r        ", rep_true.round(2))
 print("RM (rescaled) ", rep_rm.round(2))
@@ -418,15 +444,15 @@ shift = 5.0
 np.testing.assert_allclose(  # the plain loss cannot see an offset
     bradley_terry_loss(chosen + shift, rejected + shift).item(),
     bradley_terry_loss(chosen, rejected).item(), rtol=1e-12,
-)  # fmt: skip
+)
 rm_c = RewardModel.from_policy(reference, rng=np.random.default_rng(0))
 config_c = RewardConfig(steps=300, batch_size=32, learning_rate=3e-3, eval_steps=300,
-                        center_rewards_coefficient=0.01)  # fmt: skip
+                        center_rewards_coefficient=0.01)
 history_c = train_reward_model(rm_c, pairs, config_c, eval_pairs=eval_pairs, rng=1, progress=False)
 rm_c_score = reward_fn(rm_c)(ids, resp)
 for name, s, h in [("c = 0   ", rm_score, history), ("c = 0.01", rm_c_score, history_c)]:
     print(f"{name}: mean score {s.mean():+.3f}, std {s.std():.3f}, "
-          f"held-out accuracy {h.last('eval_accuracy'):.3f}")  # fmt: skip
+          f"held-out accuracy {h.last('eval_accuracy'):.3f}")
 assert abs(rm_c_score.mean()) < min(0.05, abs(rm_score.mean()))  # mean pinned near 0
 assert rm_c_score.std() < rm_score.std()  # scale shrinks
 assert abs(history_c.last("eval_accuracy") - history.last("eval_accuracy")) < 0.02
@@ -438,12 +464,101 @@ assert abs(history_c.last("eval_accuracy") - history.last("eval_accuracy")) < 0.
 # reward for PPO.
 
 # %% [markdown]
-# ## 8. Try this
+# ## 8. Exercises
 #
-# A noisier annotator: label pairs with $\beta_{BT} = 2$ instead of 8 and train a reward model
-# on them exactly as in section 4. How far does the Bayes ceiling drop? Does the held-out label
-# accuracy still reach it, and how does the accuracy against the *true* ordering compare with
-# the run above?
+# The notebook is committed with the exercises open so that CI can run it: an "implement it"
+# stub raises `NotImplementedError` (its check then only says so), and a "find the bug" check
+# asserts that the planted bug is still caught until you set `BUG_FIXED = True`; from then on
+# the same cells assert your code against the library.
+#
+# **Exercise 1 (implement it).** Write the Bradley–Terry loss with a margin,
+# $-\frac1B\sum_b\log\sigma(r^+_b - r^-_b - m_b)$, in NumPy. It must stay finite for score gaps
+# of $\pm 2\cdot 10^4$, as the library's does (section 2).
+
+# %%
+def my_bradley_terry_loss(chosen, rejected, margin=0.0):
+    """Mean of -log sigma(r+ - r- - m) over the (B,) arrays, a float. Hint: np.logaddexp."""
+    raise NotImplementedError("exercise 1: replace this line by your code")
+
+
+# %%
+rng_ex = np.random.default_rng(21)
+cases = [(rng_ex.normal(size=8), rng_ex.normal(size=8), np.zeros(8)),
+         (rng_ex.normal(0.0, 5.0, size=8), rng_ex.normal(0.0, 5.0, size=8), rng_ex.uniform(0, 2, 8)),
+         (np.array([-1e4, 1e4]), np.array([1e4, -1e4]), np.zeros(2))]  # gaps of -2e4 and +2e4
+try:
+    for c, rj, m in cases:
+        np.testing.assert_allclose(my_bradley_terry_loss(c, rj, m),
+                                   bradley_terry_loss(c, rj, margin=m).item(), rtol=1e-9)
+    print("Exercise 1 passes: my_bradley_terry_loss agrees with bradley_terry_loss.")
+except NotImplementedError:
+    print("Exercise 1 is open: write my_bradley_terry_loss above, then run this cell again.")
+
+# %% [markdown]
+# <details>
+# <summary><b>Solution</b> (click to expand)</summary>
+#
+# ```python
+# def my_bradley_terry_loss(chosen, rejected, margin=0.0):
+#     z = chosen - rejected - margin
+#     return float(np.mean(np.logaddexp(0.0, -z)))  # -log sigma(z) = log(1 + e^{-z})
+# ```
+#
+# `-np.log(sigmoid(z))` gives `inf` at $z = -2\cdot 10^4$ ($e^{2\cdot10^4}$ overflows and $\sigma$
+# rounds to 0); `np.logaddexp` never forms the large exponential.
+#
+# </details>
+#
+# **Exercise 2 (find the bug).** Someone wrote the gradient of the loss by hand, to train a
+# reward model without autograd. It runs, and a reward model trained with it even ranks most
+# pairs the right way, yet it is wrong. Find the bug, fix it, set `BUG_FIXED = True`, and run
+# the check against autograd through `bradley_terry_loss`.
+
+# %%
+BUG_FIXED = False  # set to True once you have fixed bt_gradients
+
+
+def bt_gradients(chosen, rejected):
+    """dL/dr+ and dL/dr- of the mean Bradley-Terry loss, two (B,) arrays."""
+    gap = chosen - rejected
+    strength = sigmoid(gap)  # how hard each pair pushes its two scores apart
+    return -strength / len(gap), strength / len(gap)
+
+
+# %%
+c, rj = rng_ex.normal(0.0, 2.0, size=16), rng_ex.normal(0.0, 2.0, size=16)
+r_plus, r_minus = ma.tensor(c, requires_grad=True), ma.tensor(rj, requires_grad=True)
+bradley_terry_loss(r_plus, r_minus).backward()
+got_plus, got_minus = bt_gradients(c, rj)
+mismatch = max(np.abs(got_plus - r_plus.grad).max(), np.abs(got_minus - r_minus.grad).max())
+print(f"largest difference from autograd: {mismatch:.3g}")
+if BUG_FIXED:
+    assert mismatch < 1e-12, "still different from autograd: which pairs should push hardest?"
+    print("Exercise 2 passes.")
+else:
+    assert mismatch > 1e-3, "bt_gradients agrees with autograd now: set BUG_FIXED = True"
+    print("Exercise 2 is open: bt_gradients disagrees with autograd.")
+
+# %% [markdown]
+# <details>
+# <summary><b>Solution</b> (click to expand)</summary>
+#
+# The strength must be $\sigma(-(r^+ - r^-))$, not $\sigma(r^+ - r^-)$: a wrong sign inside
+# $\sigma$. The direction of each push is still right (up for $r^+$, down for $r^-$), which is
+# why training "works", but the weights are reversed: pairs that are already far apart push
+# hardest, pairs ranked the wrong way hardly at all, and the scores grow without bound instead
+# of settling at the maximum-likelihood fit.
+#
+# ```python
+#     strength = sigmoid(-gap)
+# ```
+#
+# </details>
+#
+# **Exercise 3 (try this).** A noisier annotator: label pairs with $\beta_{BT} = 2$ instead of 8 and
+# train a reward model on them exactly as in section 4. How far does the Bayes ceiling drop? Does
+# the held-out label accuracy still reach it, and how does the accuracy against the *true*
+# ordering compare with the run above?
 #
 # <details>
 # <summary><b>Solution</b> (click to expand)</summary>
@@ -468,3 +583,27 @@ assert abs(history_c.last("eval_accuracy") - history.last("eval_accuracy")) < 0.
 # down from 0.88; label accuracy 0.65; true-ordering accuracy 0.85, against 0.96.)
 #
 # </details>
+#
+# ## 9. Recap
+#
+# | | Equation |
+# |---|---|
+# | Bradley–Terry model | $P(y^+ \succ y^- \mid x) = \sigma\big(r_\phi(x,y^+) - r_\phi(x,y^-)\big)$ |
+# | its loss | $\mathcal{L}(\phi) = -\frac1B\sum_b \log\sigma(r^+_b - r^-_b)$ |
+# | its gradient | $\partial\mathcal{L}/\partial r^\pm_b = \mp\frac1B\,\sigma\big(-(r^+_b - r^-_b)\big)$ |
+# | simulated annotator | $P(y_1 \text{ chosen}) = \sigma\big(\beta_{BT}(r(y_1) - r(y_2))\big)$ |
+# | accuracy ceiling | Bayes accuracy $= \frac1n\sum_i \max(p_i, 1 - p_i)$ |
+# | margin, centring | $-\log\sigma(r^+ - r^- - m)$; $\;+\,c\,\frac1B\sum_b (r^+_b + r^-_b)^2$ |
+#
+# What to remember:
+#
+# 1. **Only differences of scores are trained.** The loss cannot see an offset, and the scale
+#    of $r_\phi$ comes from how consistent the labels were: the fitted slope is about $\beta_{BT}$.
+#    Centring pins the offset. (Sections 1, 5, 7.)
+# 2. **Learnt pairs fade out**: each pair pushes with strength $\sigma(-(r^+ - r^-))$, and the
+#    loss starts at $\log 2$ for equal scores. (Section 2.)
+# 3. **Label noise caps the label accuracy** at the Bayes accuracy, while the agreement with the
+#    true ordering can go higher. (Sections 3–4.)
+# 4. **In distribution the reward model is good; out of distribution it can be badly wrong**
+#    (repeated words scored as praise). A policy optimised against $r_\phi$ will find such inputs:
+#    reward hacking, notebook 06. (Sections 5–6.)

@@ -28,7 +28,7 @@
 # discover the exploit, fit Gao et al.'s two curves to the result, and see what the KL penalty
 # $\beta$ in the objective $J(\theta)$ buys.
 #
-# Runtime: about 45 seconds on a laptop CPU (2 cores), a third of it in `run_demo`; fully
+# Runtime: about 30 seconds on a laptop CPU (2 cores), a third of it in `run_demo`; fully
 # seeded. The three-seed frontier of sections 3–4 takes far longer, so this notebook reads its
 # committed results (`python tools/frontier_figures.py` regenerates them).
 #
@@ -94,9 +94,10 @@ import minialign as ma
 from minialign.demo import DemoConfig, run_demo
 from minialign.frontier import envelope, frontier_table, seed_envelopes, table_markdown
 from minialign.frontier_methods import make_pairs, tilted
+from minialign.frontier_plots import plot_frontier_curves
 from minialign.nn import RewardModel, generate, sequence_logprobs
 from minialign.objectives import kl_penalized_rewards
-from minialign.plots import plot_frontier, plot_frontier_curves
+from minialign.plots import plot_frontier
 from minialign.pretrained import load_reference, make_task
 from minialign.train import (
     PPOConfig,
@@ -1053,7 +1054,7 @@ else:
 # = \mathrm{KL}(\pi_{\rm ref}\,\|\,\pi)$, the forward KL: the one GRPO's $k_3$ pulls on (section 2), not
 # the one $J(\theta)$ penalises. For the hacked policy, which writes almost nothing but
 # "wonderful and wonderful", the reference's varied samples are nearly impossible, so the
-# forward KL is many times the reverse one (printed above). Sample from the policy:
+# forward KL is more than twice the reverse one (printed above). Sample from the policy:
 #
 # ```python
 # def sequence_kl(policy, prompts, rng):

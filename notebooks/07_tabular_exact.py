@@ -20,11 +20,12 @@
 # the set of answers to five and every quantity the other notebooks can only estimate from
 # samples becomes an exact sum: the KL to the reference, the expected reward, the optimum
 # of the KL-regularised objective, the distribution of best-of-n, and the minimiser of
-# the DPO loss. In this notebook each closed form is derived briefly, computed by hand in
-# NumPy, and then **reached by training** with minialign's autograd, with an `assert` that
-# theory and code agree. You will see why the reward-vs-KL frontier has the shape it has,
-# where the best-of-n KL bound is loose, what DPO's $\tau$ really is, and why DPO's
-# margins run away on deterministic preferences while IPO's stop.
+# the DPO loss. In this notebook each closed form is computed by hand in NumPy, and then
+# **reached by training** with minialign's autograd, with an `assert` that theory and code
+# agree. (Notebook 05 §1–2 derives the KL-regularised optimum and the DPO loss from it; here
+# they are checked exactly.) You will see why the reward-vs-KL frontier has the shape it
+# has, when the best-of-n KL bound is tight and when it is loose, what DPO's $\tau$ really
+# is, and why DPO's margins run away on deterministic preferences while IPO's stop.
 #
 # Everything is exact or seeded. **Runtime: about 5 seconds on a laptop CPU.**
 #
@@ -36,7 +37,30 @@
 # 6. Best-of-n
 # 7. DPO on Bradley–Terry preferences
 # 8. Deterministic preferences: DPO runs away, IPO settles
-# 9. Try this
+# 9. Exercises
+# 10. Recap
+#
+# ## Notation
+#
+# | Symbol | Meaning in this notebook | In code |
+# |---|---|---|
+# | $y$, $K$ | one of the $K = 5$ answers to the single prompt | `y`, `K` |
+# | $\theta$, $\pi_\theta$ | free logits; the policy $\mathrm{softmax}(\theta)$ | `theta`, `logits`, `p` |
+# | $\pi_{\rm ref}$, $r(y)$ | the reference policy; the true reward of each answer | `pi_ref`, `r` |
+# | $\mathrm{KL}(p \Vert q)$ | $\sum_y p(y)\log\frac{p(y)}{q(y)}$, exact | `categorical_kl`, `kl` |
+# | $J$, $\beta$ | the KL-regularised objective $\mathbb{E}_\pi[r] - \beta\,\mathrm{KL}(\pi \Vert \pi_{\rm ref})$ and its KL coefficient | `kl_regularized_objective`, `beta` |
+# | $\pi^*_\beta$, $Z$ | the maximiser of $J$ and its normaliser $\sum_y \pi_{\rm ref}(y)\,e^{r(y)/\beta}$ | `pi_star`, `Z` |
+# | $n$, $\pi_n$, $F$ | best-of-$n$, its exact distribution, $F(y) = P_{\rm ref}(r \le r(y))$ | `n`, `pi_n`, `cdf` |
+# | $\tau$ | the source's DPO temperature, the DPO paper's $1/\beta$ | `tau` |
+# | $\beta_{BT}$ | the annotator's reliability, $P(y_i \succ y_j) = \sigma(\beta_{BT}(r_i - r_j))$ | `beta_bt` |
+# | $\Delta_\theta$, $h(y)$ | the DPO margin; $h = \log\pi_\theta - \log\pi_{\rm ref}$, so $\Delta_\theta = h(y^+) - h(y^-)$ | `delta`, `h` |
+#
+# **Clashes across the notebooks.** $\beta$ here is the KL coefficient of $J$; DPO's $\beta$
+# is the same thing, $= 1/\tau$, but section 7 shows that on Bradley–Terry data the KL
+# coefficient DPO actually lands on is $1/(\tau\beta_{BT})$. The annotator's $\beta_{BT}$
+# (notebook 02), Gao et al.'s $\beta$ (notebook 06) and GRPO's $\beta$ on $k_3$ (notebook 04) are
+# other quantities. $\tau$ is the DPO temperature here, the sampling temperature in notebook
+# 01 and a reasoning trace in notebook 04.
 
 # %%
 import itertools
@@ -54,6 +78,7 @@ from minialign.objectives import (
     kl_regularized_objective,
     kl_regularized_optimum,
 )
+from minialign.plots import panels, plot_curves
 from minialign.tasks.bandit import (
     Bandit,
     best_of_n_distribution,
@@ -121,12 +146,12 @@ assert categorical_kl(ref_logits, ref_logits).item() == 0.0
 # ## 3. The KL-regularised objective
 #
 # RLHF maximises the reward while a KL penalty holds the policy near the reference.
-# As the seed writes it:
+# As the equation sheet (`docs/equations.md`) prints it:
 #
 # $$J(\theta) = \mathbb{E}_{x,y\sim \pi_\theta}[\,r_\phi(x,y)\,] - \beta.\,\textrm{KL}\big(\pi_\theta(\cdot|x)\;\|\;\pi_{\text{ref}}(\cdot|x)\big)$$
 #
-# With one prompt $x$ and five answers, the expectation is a dot product and the KL is
-# the sum of section 2. By hand, for the policy above and $\beta = 0.5$, and through
+# The "$\beta.$" is a typo of the source for a product, $\beta\cdot\mathrm{KL}$. With one prompt
+# $x$ and five answers, the expectation is a dot product and the KL is the sum of section 2. By hand, for the policy above and $\beta = 0.5$, and through
 # `kl_regularized_objective` (which returns $J$ itself, to *maximise*):
 
 # %%
@@ -142,17 +167,13 @@ np.testing.assert_allclose(bandit.objective(p, beta), J_by_hand, rtol=1e-12)
 # %% [markdown]
 # ## 4. The KL-regularised optimum
 #
-# **Derivation.** Write $J$ as one sum and fold the reward into the logarithm:
+# Notebook 05 §1 derives it: folding the reward into the logarithm turns $J$ into
+# $\beta\log Z - \beta\,\mathrm{KL}(\pi\,\|\,\pi^*)$, so the one maximiser is
 #
-# $$J(\pi) = \sum_y \pi(y)\Big[r(y) - \beta \log\frac{\pi(y)}{\pi_{\rm ref}(y)}\Big]
-#   = -\beta \sum_y \pi(y) \log \frac{\pi(y)}{\pi_{\rm ref}(y)\, e^{r(y)/\beta}}
-#   = -\beta\, \mathrm{KL}(\pi \,\|\, \pi^*) + \beta \log Z,$$
+# $$\pi^*(y) = \frac{\pi_{\rm ref}(y)\, e^{r(y)/\beta}}{Z}, \qquad
+#   Z = \sum_y \pi_{\rm ref}(y)\, e^{r(y)/\beta}, \qquad J(\pi^*) = \beta\log Z .$$
 #
-# $$\text{where}\qquad \pi^*(y) = \frac{\pi_{\rm ref}(y)\, e^{r(y)/\beta}}{Z}, \qquad
-#   Z = \sum_y \pi_{\rm ref}(y)\, e^{r(y)/\beta}.$$
-#
-# A KL is $\ge 0$ and zero only at equality, so $J$ is maximised exactly at $\pi = \pi^*$,
-# and the maximum is $J(\pi^*) = \beta \log Z$. Taking logs of $\pi^*$ gives
+# Here we check it exactly on the bandit, and add one identity. Taking logs of $\pi^*$ gives
 # $\log(\pi^*/\pi_{\rm ref}) = r/\beta - \log Z$; average it under $\pi^*$:
 #
 # $$\mathrm{KL}(\pi^* \,\|\, \pi_{\rm ref}) = \frac{\mathbb{E}_{\pi^*}[r]}{\beta} - \log Z .$$
@@ -210,13 +231,10 @@ np.testing.assert_allclose(pi_trained, pi_star, atol=1e-6)
 assert all(g >= -1e-12 for g in gaps)  # nothing beats the optimum
 
 # %%
-fig, ax = plt.subplots(figsize=(6, 3.5))
-ax.semilogy(np.maximum(gaps, 1e-16), label=r"$J(\pi^*) - J(\theta)$")  # float floor
-ax.semilogy(distances, label=r"$\max_y |\pi_\theta(y) - \pi^*(y)|$")
-ax.set_title(rf"Gradient ascent on $J$ reaches $\pi^*$ ($\beta$ = {beta})")
-ax.set_xlabel("gradient step")
-ax.set_ylabel("gap (log scale)")
-ax.legend()
+plot_curves({r"$J(\pi^*) - J(\theta)$": np.maximum(gaps, 1e-16),  # float floor
+             r"$\max_y |\pi_\theta(y) - \pi^*(y)|$": np.array(distances)}, logy=True,
+            title=rf"Gradient ascent on $J$ reaches $\pi^*$ ($\beta$ = {beta})",
+            xlabel="gradient step", ylabel="gap (log scale)")
 plt.show()
 
 # %% [markdown]
@@ -229,8 +247,10 @@ plt.show()
 #
 # Every $\beta$ gives one optimal policy. Sweeping $\beta$ traces the best reward any
 # policy can reach for a given KL budget: no policy lies above this curve (for any
-# $\pi$, $\mathbb{E}_\pi[r] - \beta\,\mathrm{KL}(\pi\|\pi_{\rm ref}) \le \beta \log Z$). This
-# is the curve that the DPO paper's Figure 2 plots experiments against.
+# $\pi$, $\mathbb{E}_\pi[r] - \beta\,\mathrm{KL}(\pi\|\pi_{\rm ref}) \le \beta \log Z$). It is
+# the ideal that reward–KL plots such as the DPO paper's Figure 2 approximate: that figure
+# plots measured (KL, reward) points of trained policies, and has no analytic frontier,
+# because for a real task $Z$ cannot be computed. On a bandit it can.
 
 # %%
 betas = np.logspace(-1.5, 1.5, 60)
@@ -270,28 +290,54 @@ np.testing.assert_allclose(best_of_n_distribution(pi_ref, r, n), pi_n, rtol=1e-1
 rng = np.random.default_rng(0)
 draws = rng.choice(K, size=(200_000, n), p=pi_ref)  # 200k rounds of n draws
 winners = draws[np.arange(len(draws)), np.argmax(r[draws], axis=1)]
-simulated = np.bincount(winners, minlength=K) / len(winners)
+simulated = np.bincount(winners.astype(np.intp), minlength=K) / len(winners)  # intp: wasm32
 print("pi_4 by simulation    ", simulated)
 np.testing.assert_allclose(simulated, pi_n, atol=5e-3)
 
 # %% [markdown]
 # **Its KL, against the bound.** A much-quoted formula says
 # $\mathrm{KL}(\pi_n \| \pi_{\rm ref}) = \log n - (n-1)/n$. It is an **upper bound**
-# (Beirami et al. 2024), equal only in the limit of many equally likely answers. With
-# five answers it is loose, and badly so for large $n$: once $n$ is large best-of-n
-# returns the best answer almost surely, so its KL stops at
-# $-\log \pi_{\rm ref}(y_{\rm best})$, while $\log n$ keeps growing. A bandit with 20,000
-# equally likely answers shows where the bound is tight.
+# (Beirami et al. 2024), and it is **tight whenever every answer's probability goes to 0 and
+# the rewards are distinct**; the answers need not be equally likely. The reason: then the
+# reward under $\pi_{\rm ref}$ is in effect a continuous random variable, best-of-n re-weights
+# each answer by $\pi_n/\pi_{\rm ref} = nF^{n-1}$, and under $\pi_n$ the quantile $F$ is
+# distributed like the largest of $n$ uniform numbers, for which $\mathbb{E}[\log F] = -1/n$.
+# So $\mathrm{KL} = \mathbb{E}_{\pi_n}[\log n + (n-1)\log F] = \log n - (n-1)/n$ exactly. An
+# answer with a large probability breaks this, and so do ties (a class of equally rewarded
+# answers acts like one answer with their joint probability). References of growing size,
+# with probabilities that differ by orders of magnitude, and random distinct rewards:
+
+# %%
+rng = np.random.default_rng(1)
+print(f"{'answers':>8} {'largest pi_ref':>15} {'smallest':>9} {'bound - exact KL at n = 16':>28}")
+gap_16 = []
+for N in (5, 50, 500, 5_000, 50_000):
+    weights = rng.lognormal(0.0, 1.0, N)  # unequal probabilities ...
+    ref_N, r_N = weights / weights.sum(), rng.standard_normal(N)  # ... and distinct rewards
+    gap_16.append(best_of_n_kl_bound(16) - kl(best_of_n_policy(ref_N, r_N, 16), ref_N))
+    print(f"{N:>8} {ref_N.max():>15.1e} {ref_N.min():>9.1e} {gap_16[-1]:>28.1e}")
+tied = np.where(r_N > 0, 1.0, 0.0)  # the same 50,000 rare answers, rewards just good or bad
+gap_tied = best_of_n_kl_bound(16) - kl(best_of_n_policy(ref_N, tied, 16), ref_N)
+print(f"the same 50,000 answers with tied rewards (good = 1, bad = 0): gap {gap_tied:.2f}")
+assert np.all(np.diff(gap_16) < 0) and gap_16[-1] < 1e-5  # tight as every answer gets rare
+assert gap_tied > 0.5  # ... but not with ties
+
+# %% [markdown]
+# With five answers the bound is loose, and badly so for large $n$: once $n$ is large
+# best-of-n returns the best answer almost surely, so its KL stops at
+# $-\log \pi_{\rm ref}(y_{\rm best})$, while $\log n$ keeps growing. A reference with 20,000
+# rare answers of unequal probability follows the bound all the way to $n = 1000$:
 
 # %%
 ns = np.unique(np.r_[np.round(np.logspace(0, 3, 40)).astype(int), 8, 64])  # 1 ... 1000
 kl_exact = np.array([kl(best_of_n_distribution(pi_ref, r, m), pi_ref) for m in ns])
 bound = np.array([best_of_n_kl_bound(m) for m in ns])
-many = np.full(20_000, 1 / 20_000)  # a reference with 20,000 equally likely answers
-kl_many = np.array([kl(best_of_n_policy(many, np.arange(20_000.0), m), many) for m in ns])
+weights = np.random.default_rng(2).lognormal(0.0, 1.0, 20_000)
+many, r_many = weights / weights.sum(), np.random.default_rng(3).standard_normal(20_000)
+kl_many = np.array([kl(best_of_n_policy(many, r_many, m), many) for m in ns])
 ceiling = -np.log(pi_ref[best])
 assert np.all(kl_exact <= bound + 1e-12) and np.all(kl_many <= bound + 1e-12)
-assert kl_exact[-1] <= ceiling + 1e-9
+assert kl_exact[-1] <= ceiling + 1e-9 and np.all(bound - kl_many < 2e-3)
 for m in [2, 8, 64, 1000]:
     k = int(np.flatnonzero(ns == m)[0])
     print(
@@ -299,7 +345,7 @@ for m in [2, 8, 64, 1000]:
         f"bound {bound[k]:.3f}"
     )
 print(f"ceiling -log pi_ref(y_best) = {ceiling:.3f}; at n = 1000 the bound is "
-      f"{bound[-1] / kl_exact[-1]:.1f} times the exact KL")  # fmt: skip
+      f"{bound[-1] / kl_exact[-1]:.1f} times the exact KL")
 assert bound[-1] > 2 * kl_exact[-1]  # overstated more than twofold
 
 # %% [markdown]
@@ -323,37 +369,28 @@ bon_kl, bon_reward = np.array([kl(q, pi_ref) for q in bon]), np.array([q @ r for
 values = np.array([kl_regularized_optimum(ref_logits, r, b)[1] for b in betas])  # (60,)
 assert np.all(bon_reward[:, None] - betas * bon_kl[:, None] <= values + 1e-12)
 
-fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
-ax = axes[0]
-ax.plot(front_kl, front_reward, label=r"optimum $\pi^*_\beta$ (sweep over $\beta$)")
-ax.plot(bon_kl, bon_reward, "o", ms=4, label="best-of-n, n = 1 ... 1000")
-ax.axhline(r.max(), color="gray", ls=":", label="best answer's reward")
-ax.set_title("The exact reward–KL frontier")
-ax.set_xlabel(r"KL($\pi$ || $\pi_{\rm ref}$) (nats)")
-ax.set_ylabel(r"expected true reward $E_\pi[r]$")
-ax.legend(fontsize=8)
-ax = axes[1]
-ax.semilogx(ns, bound, "k--", label=r"bound $\log n - (n-1)/n$")
-ax.semilogx(ns, kl_many, label="exact, 20,000 equally likely answers")
-ax.semilogx(ns, kl_exact, label="exact, our 5-answer bandit")
-ax.axhline(ceiling, color="gray", ls=":", label=r"$-\log \pi_{\rm ref}(y_{\rm best})$")
-ax.set_title("Best-of-n KL: exact vs the bound")
-ax.set_xlabel("n")
-ax.set_ylabel(r"KL($\pi_n$ || $\pi_{\rm ref}$) (nats)")
-ax.legend(fontsize=8)
-ax = axes[2]
-ax.semilogx(ns, ns / (ns + 1), "k--", label="n / (n + 1)")
-ax.semilogx(ns, wins, label="exact win rate, our bandit")
-ax.set_title("Best-of-n win rate over the reference")
-ax.set_xlabel("n")
-ax.set_ylabel("P(best-of-n beats a reference answer)")
-ax.legend(fontsize=8)
+fig, axes = panels(3, width=5.0)
+axes[0].plot(bon_kl, bon_reward, "o", ms=4, color="tab:orange", label="best-of-n, n = 1 ... 1000")
+plot_curves({r"optimum $\pi^*_\beta$ (sweep over $\beta$)": (front_kl, front_reward)}, axes[0],
+            title="The exact reward–KL frontier", xlabel=r"KL($\pi$ || $\pi_{\rm ref}$) (nats)",
+            ylabel=r"expected true reward $E_\pi[r]$", hlines={"best answer's reward": r.max()},
+            fontsize=8)
+plot_curves({r"bound $\log n - (n-1)/n$": (ns, bound)}, axes[1], style="k--")
+plot_curves({"exact, 20,000 rare answers": (ns, kl_many),
+             "exact, our 5-answer bandit": (ns, kl_exact)}, axes[1], logx=True,
+            title="Best-of-n KL: exact vs the bound", xlabel="n",
+            ylabel=r"KL($\pi_n$ || $\pi_{\rm ref}$) (nats)",
+            hlines={r"$-\log \pi_{\rm ref}(y_{\rm best})$": ceiling}, fontsize=8)
+plot_curves({"n / (n + 1)": (ns, ns / (ns + 1))}, axes[2], style="k--")
+plot_curves({"exact win rate, our bandit": (ns, wins)}, axes[2], logx=True, xlabel="n",
+            title="Best-of-n win rate over the reference",
+            ylabel="P(best-of-n beats a reference answer)", fontsize=8)
 fig.tight_layout()
 
 # %% [markdown]
 # Three things to read off. Best-of-n sits very close to the optimal frontier (left):
 # a cheap method, nearly as good as the exact optimum at the same KL. The bound (middle)
-# is tight only for many small outcomes; on our bandit it overstates the KL at every
+# is tight for many rare answers with distinct rewards; on our bandit it overstates the KL at every
 # $n > 1$ and is useless past $n \approx 50$, where the exact KL hits its ceiling of
 # $-\log \pi_{\rm ref}(y_{\rm best})$ (printed above). Reporting $\log n - (n-1)/n$ as "the KL
 # of best-of-n" overstates it more than twofold at $n = 1000$. And the win rate stops
@@ -364,7 +401,9 @@ fig.tight_layout()
 # ## 7. DPO on Bradley–Terry preferences
 #
 # DPO never sees the reward. It sees pairs: the same prompt, a preferred answer $y^+$ and
-# a dispreferred $y^-$. As the seed writes it, the log-ratio margin is
+# a dispreferred $y^-$. Notebook 05 §2 derives its loss from section 4's optimum (the
+# normaliser $Z$ cancels in every comparison); here we check where it ends, exactly. As the
+# equation sheet writes it, the log-ratio margin is
 #
 # $$\Delta_\theta(x,y^+,y^-) = \bigl[\log\pi_\theta(y^+\!\mid\!x)-\log\pi_{\mathrm{ref}}(y^+\!\mid\!x)\bigr] -\bigl[\log\pi_\theta(y^-\!\mid\!x)-\log\pi_{\mathrm{ref}}(y^-\!\mid\!x)\bigr]$$
 #
@@ -376,7 +415,7 @@ fig.tight_layout()
 #
 # $$\sigma(z)=1/(1+e^{-z})$$
 #
-# **Careful with $\tau$.** The seed's temperature $\tau$ is the DPO paper's $1/\beta$
+# **Careful with $\tau$.** The source's temperature $\tau$ is the DPO paper's $1/\beta$
 # (TRL's `DPOConfig.beta` is $1/\tau$). By hand for one pair, $y^+ = 0$ and $y^- = 4$,
 # under the policy $\theta$ of section 2, with $\tau = 0.5$:
 
@@ -466,15 +505,13 @@ np.testing.assert_allclose(pi_dpo, target, atol=1e-8)
 np.testing.assert_allclose(target, optimal_policy(pi_ref, r, 1 / (tau * beta_bt)), rtol=1e-12)
 
 # %%
-fig, ax = plt.subplots(figsize=(6, 3.5))
-ax.semilogy(np.abs(probs(trace) - target).max(axis=1))
-ax.set_title(r"DPO's exact expected loss is minimised at $\pi_{\rm ref} e^{\tau\beta_{BT} r}/Z$")
-ax.set_xlabel("gradient step")
-ax.set_ylabel(r"$\max_y |\pi_\theta(y) - \pi_{\rm target}(y)|$ (log scale)")
+plot_curves({"": np.abs(probs(trace) - target).max(axis=1)}, logy=True, xlabel="gradient step",
+            title=r"DPO's exact expected loss is minimised at $\pi_{\rm ref} e^{\tau\beta_{BT} r}/Z$",
+            ylabel=r"$\max_y |\pi_\theta(y) - \pi_{\rm target}(y)|$ (log scale)")
 plt.show()
 
 # %% [markdown]
-# A common mistake is to plug the DPO paper's $\beta$ in where the seed's $\tau$ goes:
+# A common mistake is to plug the DPO paper's $\beta$ in where the source's $\tau$ goes:
 # the policy would then move towards $\pi_{\rm ref} e^{\beta_{BT} r / \tau}$, a far
 # greedier target. With $\tau = 0.5$ and $\beta_{BT} = 2$ that is the difference between
 # $e^{1 \cdot r}$ and $e^{4 r}$:
@@ -535,21 +572,14 @@ assert dpo_margin[-1] - dpo_margin[steps // 2] > 1.0  # and by a lot: no plateau
 assert abs(ipo_margin[-1] - ipo_margin[steps // 2]) < 1e-9  # IPO has stopped
 
 # %%
-fig, (ax_m, ax_p) = plt.subplots(1, 2, figsize=(11, 3.8))
+fig, (ax_m, ax_p) = panels(2)
 x = np.arange(1, steps + 1)
-ax_m.semilogx(x, dpo_margin, label="DPO (sigmoid)")
-ax_m.semilogx(x, ipo_margin, label=r"IPO, $(\Delta - \tau/2)^2$")
-ax_m.set_title("Perfect preferences: the margin of best over worst")
-ax_m.set_xlabel("gradient step (log scale)")
-ax_m.set_ylabel(r"$\Delta_\theta(y_{\rm best}, y_{\rm worst})$")
-ax_m.legend()
-ax_p.semilogx(x, probs(dpo_trace)[:, best], label="DPO")
-ax_p.semilogx(x, probs(ipo_trace)[:, best], label="IPO")
-ax_p.axhline(pi_ref[best], color="gray", ls=":", label=r"$\pi_{\rm ref}$")
-ax_p.set_title("Probability of the best answer")
-ax_p.set_xlabel("gradient step (log scale)")
-ax_p.set_ylabel(r"$\pi_\theta(y_{\rm best})$")
-ax_p.legend()
+plot_curves({"DPO (sigmoid)": (x, dpo_margin), r"IPO, $(\Delta - \tau/2)^2$": (x, ipo_margin)},
+            ax_m, logx=True, title="Perfect preferences: the margin of best over worst",
+            xlabel="gradient step (log scale)", ylabel=r"$\Delta_\theta(y_{\rm best}, y_{\rm worst})$")
+plot_curves({"DPO": (x, probs(dpo_trace)[:, best]), "IPO": (x, probs(ipo_trace)[:, best])}, ax_p,
+            logx=True, title="Probability of the best answer", xlabel="gradient step (log scale)",
+            ylabel=r"$\pi_\theta(y_{\rm best})$", hlines={r"$\pi_{\rm ref}$": pi_ref[best]})
 fig.tight_layout()
 
 # %% [markdown]
@@ -563,13 +593,106 @@ fig.tight_layout()
 # least squares balances them.) With finite data, every preference that happens to be
 # unanimous in the sample behaves like this, one reason DPO runs are stopped early.
 #
-# ## 9. Try this
+# ## 9. Exercises
 #
-# Check the DPO optimum on a *random* bandit: draw one with `make_bandit(8, rng)`, pick
-# your own $\tau$ and $\beta_{BT}$, compute the exact expected loss over all ordered pairs
-# (sample no data), descend, and compare with `optimal_policy(pi_ref, r, 1 / (tau * beta_bt))`.
-# Then keep the same data but swap the logistic loss for SLiC's hinge
-# (`loss_type="hinge"`): is the end point still that optimum?
+# The notebook is committed with the exercises open so that CI can run it: an "implement it"
+# stub raises `NotImplementedError` (its check then only says so), and a "find the bug" check
+# asserts that the planted bug is still caught until you set `BUG_FIXED = True`; from then on
+# the same cells assert your code against the library.
+#
+# **Exercise 1 (implement it).** Write the KL-regularised optimum of section 4 in NumPy:
+# return $\pi^*$ and the value $\beta\log Z$. It must also work for a tiny $\beta$, where
+# $e^{r/\beta}$ overflows a float.
+
+# %%
+def my_kl_optimum(pi_ref, r, beta):
+    """(pi*, beta log Z) for 1-D pi_ref and r: pi* = pi_ref e^{r/beta} / Z. Hint: log-sum-exp."""
+    raise NotImplementedError("exercise 1: replace this line by your code")
+
+
+# %%
+rng_ex = np.random.default_rng(9)
+try:
+    for size, b in [(5, 2.0), (8, 0.5), (12, 1e-3)]:
+        bandit_ex = make_bandit(size, rng=rng_ex)
+        mine_pi, mine_value = my_kl_optimum(bandit_ex.pi_ref, bandit_ex.rewards, b)
+        lib_pi, lib_value = kl_regularized_optimum(bandit_ex.ref_logits, bandit_ex.rewards, b)
+        np.testing.assert_allclose(mine_pi, lib_pi, rtol=1e-9, atol=1e-12, err_msg=f"beta = {b}")
+        np.testing.assert_allclose(mine_value, lib_value, rtol=1e-9, err_msg=f"beta = {b}")
+    print("Exercise 1 passes: my_kl_optimum agrees with kl_regularized_optimum, tiny beta included.")
+except NotImplementedError:
+    print("Exercise 1 is open: write my_kl_optimum above, then run this cell again.")
+
+# %% [markdown]
+# <details>
+# <summary><b>Solution</b> (click to expand)</summary>
+#
+# ```python
+# def my_kl_optimum(pi_ref, r, beta):
+#     z = np.log(pi_ref) + r / beta  # log(pi_ref e^{r/beta}), no exp yet
+#     log_Z = z.max() + np.log(np.exp(z - z.max()).sum())  # log-sum-exp: the largest term is e^0
+#     return np.exp(z - log_Z), beta * log_Z
+# ```
+#
+# With $\beta = 10^{-3}$ and rewards near 1, $e^{r/\beta} \approx e^{1000}$ is `inf` in float64,
+# and `inf / inf` is NaN. Subtracting the largest exponent first keeps every term in $[0, 1]$.
+#
+# </details>
+#
+# **Exercise 2 (find the bug).** This is section 6's best-of-n formula, written slightly
+# differently. It runs, returns five numbers, and is wrong. Find the bug, fix it, set
+# `BUG_FIXED = True`, and run the check against `best_of_n_policy`.
+
+# %%
+BUG_FIXED = False  # set to True once you have fixed best_of_n_from_cdf
+
+
+def best_of_n_from_cdf(pi_ref, r, n):
+    """pi_n(y) = F(y)^n - F(y^-)^n for distinct rewards, y^- the next-worse answer."""
+    order = np.argsort(r)  # worst ... best
+    cdf = np.cumsum(pi_ref[order])  # F(y), in sorted order
+    below = np.roll(cdf, 1)  # F(y^-): the F of the answer one place lower
+    pi_n = np.empty_like(pi_ref)
+    pi_n[order] = cdf**n - below**n
+    return pi_n
+
+
+# %%
+mismatch = 0.0
+for m in (1, 2, 4, 16):
+    got = best_of_n_from_cdf(pi_ref, r, m)
+    mismatch = max(mismatch, np.abs(got - best_of_n_policy(pi_ref, r, m)).max())
+print(f"n = 16: {best_of_n_from_cdf(pi_ref, r, 16)} (sums to {best_of_n_from_cdf(pi_ref, r, 16).sum():.3f})")
+print(f"largest difference from best_of_n_policy over n = 1, 2, 4, 16: {mismatch:.3g}")
+if BUG_FIXED:
+    assert mismatch < 1e-12, "still different from best_of_n_policy: what is F(y^-) for the worst answer?"
+    print("Exercise 2 passes.")
+else:
+    assert mismatch > 1e-3, "best_of_n_from_cdf agrees with the library now: set BUG_FIXED = True"
+    print("Exercise 2 is open: the function disagrees with best_of_n_policy.")
+
+# %% [markdown]
+# <details>
+# <summary><b>Solution</b> (click to expand)</summary>
+#
+# `np.roll` shifts the array *cyclically*: the last entry, $F(y_{\rm best}) = 1$, wraps round to
+# the front, so the worst answer gets $F(y^-) = 1$ instead of 0, a probability of $F^n - 1 < 0$,
+# and the distribution no longer sums to 1 (the printed sum). Shift in a zero instead:
+#
+# ```python
+#     below = np.concatenate([[0.0], cdf[:-1]])  # F(y^-) = 0 for the worst answer
+# ```
+#
+# The sum of a distribution and its sign are cheap checks that catch this kind of off-by-one
+# at once; the library's tests check both on random inputs.
+#
+# </details>
+#
+# **Exercise 3 (try this).** Check the DPO optimum on a *random* bandit: draw one with
+# `make_bandit(8, rng)`, pick your own $\tau$ and $\beta_{BT}$, compute the exact expected loss over
+# all ordered pairs (sample no data), descend, and compare with
+# `optimal_policy(pi_ref, r, 1 / (tau * beta_bt))`. Then keep the same data but swap the logistic
+# loss for SLiC's hinge (`loss_type="hinge"`): is the end point still that optimum?
 #
 # <details>
 # <summary><b>Solution</b> (click to expand)</summary>
@@ -605,3 +728,28 @@ fig.tight_layout()
 # exceeds $\tau$ and ends elsewhere.
 #
 # </details>
+#
+# ## 10. Recap
+#
+# | | Equation |
+# |---|---|
+# | exact KL | $\mathrm{KL}(p \Vert q) = \sum_y p(y)\log\frac{p(y)}{q(y)} \ge 0$, not symmetric |
+# | objective and optimum | $J(\pi) = \mathbb{E}_\pi[r] - \beta\,\mathrm{KL}(\pi \Vert \pi_{\rm ref})$, $\;\pi^* = \pi_{\rm ref}\,e^{r/\beta}/Z$, $\;\max J = \beta\log Z$ |
+# | KL of the optimum | $\mathrm{KL}(\pi^* \Vert \pi_{\rm ref}) = \mathbb{E}_{\pi^*}[r]/\beta - \log Z$ |
+# | best-of-n | $\pi_n(y) = F(y)^n - F(y^-)^n$, $\;\mathrm{KL}(\pi_n \Vert \pi_{\rm ref}) \le \log n - \frac{n-1}{n}$, win rate $\le \frac{n}{n+1}$ |
+# | DPO on Bradley–Terry data | minimiser $\pi_{\rm ref}\,e^{\tau\beta_{BT}\,r}/Z = \pi^*_\beta$ with $\beta = 1/(\tau\beta_{BT})$ |
+# | IPO | $(\Delta_\theta - \tau/2)^2$: a finite minimiser even for deterministic preferences |
+#
+# What to remember:
+#
+# 1. **The optimum re-weights the reference**, $\pi^* \propto \pi_{\rm ref}\,e^{r/\beta}$: it never
+#    invents an answer the reference gives probability 0, and sweeping $\beta$ traces the best
+#    reward any policy can reach at each KL, the ideal that reward–KL plots approximate.
+#    (Sections 4–5; derived in notebook 05 §1.)
+# 2. **Best-of-n is nearly on that frontier**, and its KL bound $\log n - (n-1)/n$ is tight
+#    only when every answer is rare and the rewards are distinct; with a few likely answers (or
+#    ties) it can overstate the KL many times over. (Section 6.)
+# 3. **DPO lands on the KL-regularised optimum**, with KL coefficient $1/(\tau\beta_{BT})$: the
+#    source's $\tau$ is the DPO paper's $1/\beta$, in the annotator's reward units. (Section 7.)
+# 4. **On deterministic preferences DPO's margin grows without bound**, whatever $\tau$; IPO's
+#    squared loss stops. (Section 8.)

@@ -71,7 +71,7 @@ def test_train_dpo_writes_a_loadable_model(tmp_path):
     assert model.config.vocab_size == 58
     assert "loss" in json.loads((out / "history.json").read_text())
     settings = json.loads((out / "config.json").read_text())
-    assert settings["config"]["steps"] == 3 and settings["pairs"] == 64  # every setting is saved
+    assert settings["config"]["steps"] == 3 and settings["options"]["pairs"] == 64  # all saved
     assert (out / "curves.png").stat().st_size > 0
     assert main(["plot", str(out)]) == 0  # a train run can be redrawn too
 

@@ -299,3 +299,124 @@ def test_seed_repeatable_for_any_seed(n):
     a = F.dropout(ma.tensor(np.ones(16)), 0.3).data.copy()
     ma.seed(n)
     np.testing.assert_array_equal(a, F.dropout(ma.tensor(np.ones(16)), 0.3).data)
+
+
+# -- helpers: get_rng, data_of, the operator table -----------------------------------------
+
+
+@given(st.integers(0, 2**63 - 1))
+def test_get_rng_int_seeds_a_new_generator_each_time(n):
+    from minialign.autograd import get_rng
+
+    a, b = get_rng(n), get_rng(np.int64(n))
+    assert a is not b
+    np.testing.assert_array_equal(a.random(4), b.random(4))
+    np.testing.assert_array_equal(get_rng(n).random(4), np.random.default_rng(n).random(4))
+
+
+def test_get_rng_passes_generators_through_and_none_means_the_default():
+    from minialign.autograd import get_rng
+
+    g = np.random.default_rng(3)
+    assert get_rng(g) is g
+    seeded = ma.seed(11)
+    assert get_rng(None) is seeded is ma.default_rng()
+
+
+@pytest.mark.parametrize("bad", [True, 1.5, "7", np.random.RandomState(0)])
+def test_get_rng_rejects_other_types_naming_rng(bad):
+    from minialign.autograd import get_rng
+
+    with pytest.raises(ValueError, match="rng must be"):
+        get_rng(bad)
+
+
+def test_data_of_unwraps_tensors_only():
+    from minialign.autograd import data_of
+
+    a = np.arange(3.0)
+    t = ma.tensor(a)
+    assert data_of(t) is t.data
+    assert data_of(a) is a and data_of(2.5) == 2.5 and data_of([1, 2]) == [1, 2]
+
+
+def test_every_method_in_the_table_is_bound_to_tensor_and_parameter():
+    from minialign.autograd.ops import TENSOR_METHODS
+    from minialign.nn import Parameter
+
+    for name, method in TENSOR_METHODS.items():
+        assert getattr(ma.Tensor, name) is method, name
+    p = Parameter(np.ones((2, 3)))
+    assert p.T.shape == (3, 2) and (p + 1.0).shape == (2, 3) and (p > 0).data.all()
+
+
+@given(st.floats(-3, 3), st.floats(-3, 3))
+def test_reflected_operators_put_the_number_first(x, c):
+    t = ma.tensor(np.float64(x))
+    for got, want in [(c - t, c - x), (c * t, c * x), (c + t, c + x), (np.float64(c) - t, c - x)]:
+        assert isinstance(got, ma.Tensor) and got.item() == want
+    if x != 0:
+        assert (c / t).item() == c / x
+
+
+@given(hnp.arrays(np.float64, st.integers(1, 5), elements=st.floats(-2, 2)), st.floats(-2, 2))
+def test_comparisons_give_masks_without_gradient(values, c):
+    x = ma.tensor(values, requires_grad=True)
+    for got, want in [(x < c, values < c), (x <= c, values <= c), (x > c, values > c)]:
+        assert got.dtype == bool and not got.requires_grad
+        np.testing.assert_array_equal(got.data, want)
+    np.testing.assert_array_equal((x >= ma.tensor(values)).data, np.ones(len(values), bool))
+
+
+# -- gradient bookkeeping ---------------------------------------------------------------------
+
+
+def test_intermediate_used_three_times_gets_the_sum_of_all_three():
+    a = ma.tensor([1.0, 2.0], requires_grad=True)
+    h = (a * 2.0).retain_grad()
+    (h * 3.0 + h * 5.0 + h * 7.0).sum().backward()
+    np.testing.assert_array_equal(h.grad, [15.0, 15.0])
+    np.testing.assert_array_equal(a.grad, [30.0, 30.0])
+
+
+def test_retained_root_keeps_its_gradient_and_accumulates():
+    a = ma.tensor([1.0, 2.0], requires_grad=True)
+    y = (a * a).retain_grad()
+    g = np.array([1.0, -1.0])
+    y.backward(g)
+    y.backward(g)
+    np.testing.assert_array_equal(y.grad, 2 * g)
+    np.testing.assert_array_equal(a.grad, 2 * 2 * a.data * g)
+
+
+def test_backward_never_writes_into_an_array_it_did_not_make():
+    a = ma.tensor(np.ones(3), requires_grad=True)
+    mine = np.full(3, 10.0)
+    a.grad = mine  # a gradient set by hand (e.g. loaded from elsewhere)
+    (a * 2.0).sum().backward()
+    np.testing.assert_array_equal(mine, np.full(3, 10.0))
+    np.testing.assert_array_equal(a.grad, np.full(3, 12.0))
+
+
+def test_backward_on_a_leaf_gives_it_a_private_copy():
+    a = ma.tensor(np.ones(2), requires_grad=True)
+    g = np.array([3.0, 4.0])
+    a.backward(g)
+    assert not np.shares_memory(a.grad, g)
+    np.testing.assert_array_equal(a.grad, g)
+
+
+@given(
+    hnp.array_shapes(min_dims=0, max_dims=4, max_side=3),
+    hnp.array_shapes(min_dims=0, max_dims=4, max_side=3),
+)
+def test_broadcast_check_agrees_with_numpy(sa, sb):
+    from minialign.autograd.ops import _check_broadcast
+
+    try:
+        np.broadcast_shapes(sa, sb)
+    except ValueError:
+        with pytest.raises(ValueError, match="cannot be broadcast together"):
+            _check_broadcast(sa, sb)
+    else:
+        _check_broadcast(sa, sb)

@@ -8,7 +8,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import minialign as ma
-from minialign import plots
 from minialign.cli import main
 from minialign.frontier import (
     METHODS,
@@ -19,6 +18,7 @@ from minialign.frontier import (
     table_markdown,
 )
 from minialign.frontier_methods import make_pairs, tilted, unlikelihood_loss
+from minialign.frontier_plots import plot_frontier_curves
 from minialign.gradcheck import gradcheck
 from minialign.nn import generate
 from minialign.pretrained import load_reference, make_task
@@ -121,13 +121,13 @@ def test_plot_frontier_curves_draws_every_method():
     points += _points("optimum", 0, [(0.0, 0.0), (1.0, 0.7), (2.0, 0.9)])
     for p in points:
         p["tau"] = 1.0
-    ax = plots.plot_frontier_curves(points)
+    ax = plot_frontier_curves(points)
     labels = ax.get_legend_handles_labels()[1]
     assert any(label.startswith("DPO, 2 seeds") for label in labels)
     assert any("optimum" in label for label in labels)
     assert any(t.get_text() == "τ=1" for t in ax.texts)  # the knob is labelled
     with pytest.raises(ValueError, match="empty"):
-        plots.plot_frontier_curves([])
+        plot_frontier_curves([])
 
 
 # -- the ideal curve ----------------------------------------------------------------------
@@ -235,3 +235,10 @@ def test_ctrl_c_keeps_the_finished_runs(tmp_path, monkeypatch):
     points = json.loads((out / "summary.json").read_text())
     assert {p["method"] for p in points} == {"optimum", *calls[:2]}  # the two finished runs
     assert (out / "frontier.png").exists()
+
+
+@pytest.mark.parametrize("argv", [["frontier", "--seeds", "0"], ["frontier", "--seeds", "x"]])
+def test_bad_frontier_flags_are_usage_errors(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2 and "--seeds" in capsys.readouterr().err

@@ -122,6 +122,17 @@ def test_gelu_equals_composite_tanh_formula(args):
     _same_value_and_grad(F.gelu, gelu_composite, [x], G)
 
 
+@given(x_and_G(), st.sampled_from([np.float32, np.float64]))
+def test_gelu_without_a_graph_gives_the_same_bits(args, dtype):
+    """Under no_grad gelu reuses its tanh buffer for the output; the values must not move."""
+    x = args[0].astype(dtype)
+    with_graph = F.gelu(ma.tensor(x, requires_grad=True)).data
+    with ma.no_grad():
+        without = F.gelu(ma.tensor(x, requires_grad=True)).data
+    assert with_graph.tobytes() == without.tobytes()
+    assert F.gelu(x).data.tobytes() == with_graph.tobytes()  # a constant input: no graph
+
+
 @given(cross_entropy_inputs(), floats())
 def test_cross_entropy_equals_composite(inputs, g):
     (logits,), params = inputs
@@ -295,3 +306,22 @@ def test_cross_entropy_of_nan_logits_is_nan_not_an_error():
     assert np.isnan(F.cross_entropy(logits, np.array([0, 1])).item())
     with ma.detect_anomaly(), pytest.raises(FloatingPointError, match="cross_entropy"):
         F.cross_entropy(logits, np.array([0, 1]))
+
+
+@given(
+    st.integers(1, 12),
+    st.integers(1, 6),
+    st.sampled_from([np.float32, np.float64]),
+    st.data(),
+)
+def test_embedding_scatter_is_np_add_at_bit_for_bit(V, D, dtype, data):
+    """The embedding's backward sums each token's rows in the order np.add.at does."""
+    from minialign.autograd.functional import _scatter_add_rows
+
+    ids = data.draw(hnp.arrays(np.int64, st.integers(0, 60), elements=st.integers(0, V - 1)))
+    values = st.floats(-1e6, 1e6, width=32) | st.sampled_from([0.0, -0.0, 1e-30, -1e-30])
+    rows = data.draw(hnp.arrays(dtype, (len(ids), D), elements=values))
+    expected = np.zeros((V, D), dtype)
+    np.add.at(expected, ids, rows)
+    got = _scatter_add_rows((V, D), ids, rows)
+    assert got.dtype == dtype and got.tobytes() == expected.tobytes()

@@ -1,5 +1,6 @@
 """TinyGPT: config, seeded init, causality, the KV cache, whole-model gradients."""
 
+import contextlib
 import json
 
 import numpy as np
@@ -201,3 +202,26 @@ def test_state_dict_round_trip_gives_identical_logits(model):
     other.load_state_dict(model.state_dict())
     idx = np.arange(6)[None]
     np.testing.assert_array_equal(other(idx).data, model(idx).data)
+
+
+@given(st.booleans(), st.lists(st.booleans(), min_size=1, max_size=3), st.booleans())
+def test_training_mode_sets_then_restores_each_modules_mode(mode, before, raise_inside):
+    from minialign.nn.module import training_mode
+
+    models = [TinyGPT(GPTConfig(5, 4, 1, 1, 2), rng=i) for i in range(len(before))]
+    for m, was in zip(models, before):
+        m.train(was)
+    with contextlib.suppress(KeyError):
+        with training_mode(mode, *models):
+            assert all(sub.training == mode for m in models for sub in m.modules())
+            if raise_inside:
+                raise KeyError("restored on the way out too")
+    for m, was in zip(models, before):
+        assert all(sub.training == was for sub in m.modules())
+
+
+def test_int_seed_and_generator_give_the_same_reward_head():
+    from minialign.nn import RewardHead
+
+    a, b = RewardHead(6, rng=3), RewardHead(6, rng=np.random.default_rng(3))
+    np.testing.assert_array_equal(a.weight.data, b.weight.data)

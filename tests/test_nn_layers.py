@@ -323,3 +323,54 @@ def test_fused_ops_reject_bad_shapes():
         F.linear(np.zeros((2, 3)), np.zeros((3, 5)), np.zeros(4))
     with pytest.raises(ValueError, match="n_head"):
         F.causal_self_attention(np.zeros((2, 3, 9)), 2)
+
+
+@settings(max_examples=15)
+@given(st.integers(1, 3), st.lists(st.integers(1, 4), min_size=1, max_size=3), seeds)
+def test_cached_self_attention_equals_the_spelled_out_steps(B, chunks, seed):
+    """Feeding positions in chunks through the kv_cache path gives, bit for bit, the steps
+    spelled out with ops (split heads, store keys and values, causal_attention on the
+    stored ones, merge heads), and, to rounding, attention over the whole sequence."""
+    nh, hs = 2, 3
+    T_max = sum(chunks)
+    keys, values = np.zeros((B, nh, T_max, hs)), np.zeros((B, nh, T_max, hs))
+    my_keys, my_values = np.zeros_like(keys), np.zeros_like(values)
+    qkv_all = np.random.default_rng(seed).normal(size=(B, T_max, 3 * nh * hs))
+    whole = F.causal_self_attention(qkv_all, nh).data  # (B, T_max, C), no cache
+    start = 0
+    for T in chunks:
+        qkv = ma.tensor(qkv_all[:, start : start + T])
+        with ma.no_grad():
+            got = F.causal_self_attention(qkv, nh, (keys, values, start)).data  # (B, T, C)
+            q, k, v = qkv.reshape(B, T, 3, nh, hs).transpose(2, 0, 3, 1, 4)  # (B, nh, T, hs)
+            my_keys[:, :, start : start + T], my_values[:, :, start : start + T] = k.data, v.data
+            y = F.causal_attention(q, my_keys[:, :, : start + T], my_values[:, :, : start + T])
+            want = y.transpose(0, 2, 1, 3).reshape(B, T, nh * hs).data
+        assert got.tobytes() == want.tobytes()
+        np.testing.assert_allclose(got, whole[:, start : start + T], rtol=1e-12, atol=1e-12)
+        start += T
+    assert keys.tobytes() == my_keys.tobytes() and values.tobytes() == my_values.tobytes()
+
+
+def test_cached_self_attention_rejects_grad_and_small_buffers():
+    qkv = ma.tensor(np.ones((1, 2, 6)), requires_grad=True)
+    buffers = (np.zeros((1, 1, 4, 2)), np.zeros((1, 1, 4, 2)))
+    with pytest.raises(RuntimeError, match="no_grad"):
+        F.causal_self_attention(qkv, 1, (*buffers, 0))
+    with ma.no_grad(), pytest.raises(ValueError, match="cannot take 2 positions after 3"):
+        F.causal_self_attention(qkv, 1, (*buffers, 3))
+
+
+@given(qkv_shapes(), seeds)
+def test_attention_backward_into_a_buffer_is_bitwise_the_same(shapes, seed):
+    from minialign.autograd.attention import _backward, _forward
+
+    q, k, v = _qkv(shapes, seed)
+    O, Pt, scale = _forward(q, k, v)
+    gO = np.random.default_rng(seed + 1).normal(size=O.shape)
+    plain = _backward(gO, O, Pt, q, k, v, scale)
+    out = np.empty((3,) + q.shape) if q.shape == k.shape else None
+    if out is not None:
+        into = _backward(gO, O, Pt, q, k, v, scale, out=out)
+        for a, b in zip(plain, into):
+            assert a.tobytes() == b.tobytes()

@@ -126,6 +126,20 @@ def test_best_of_n_kl_is_at_most_log_n_minus_n_minus_1_over_n(weights, n, random
         np.testing.assert_allclose(bon, ref, atol=1e-15)
 
 
+@given(st.integers(0, 2**32 - 1), st.floats(0.0, 1.0), st.sampled_from([2, 8, 32]))
+def test_best_of_n_bound_is_tight_when_every_answer_is_rare_with_distinct_rewards(seed, spread, n):
+    # equal probabilities are not needed: 20,000 answers whose probabilities differ by up to
+    # e^(8 spread) reach log n - (n-1)/n; the same answers with two tied reward levels do not
+    rng = np.random.default_rng(seed)
+    weights = rng.lognormal(0.0, spread, 20_000)
+    ref, rewards = weights / weights.sum(), rng.permutation(20_000).astype(float)
+    bound = np.log(n) - (n - 1) / n
+    gap = bound - kl(best_of_n_policy(ref, rewards, n), ref)
+    assert -1e-12 <= gap < 1e-4 * bound
+    tied = (rewards >= 10_000).astype(float)  # half the answers "good", half "bad"
+    assert bound - kl(best_of_n_policy(ref, tied, n), ref) > 0.25 * bound
+
+
 def test_best_of_n_bound_is_tight_for_many_equally_likely_outcomes():
     K, n = 20_000, 8
     ref = np.full(K, 1 / K)

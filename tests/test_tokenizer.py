@@ -19,7 +19,7 @@ char_texts = st.text(alphabet="0123456789+-=;a", max_size=20)
 
 def test_special_ids_are_distinct_and_first():
     assert (word_tok.pad_id, word_tok.bos_id, word_tok.end_id) == (0, 1, 2)
-    assert word_tok.pad_id != word_tok.end_id  # RLHF_NOTES item 7
+    assert word_tok.pad_id != word_tok.end_id  # implementation note ppo-7
     assert word_tok.vocab_size == len(WORDS) + 3
     assert char_tok.vocab_size == 15 + 3
 

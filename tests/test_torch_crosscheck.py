@@ -48,7 +48,15 @@ def test_every_case_except_dropout_is_cross_checked():
     assert {c.name for c in OP_CASES if c.torch is None} == {"dropout"}
 
 
-def test_kink_and_tie_conventions_match_torch():
+# Conventions at kinks and ties are minialign's own choice, pinned by test_ops.py
+# (test_gradient_conventions_at_kinks_and_ties). PyTorch is compared only where its
+# convention has stayed put across releases; where it moved, the versions are named.
+TORCH_MOVED = {
+    "clip at bounds": "torch 2.13 passes the gradient at a bound (1), 2.14 does not (0)",
+}
+
+
+def test_kink_and_tie_conventions_match_torch_where_torch_is_stable():
     from test_ops import KINKS
 
     torch_fns = {
@@ -62,6 +70,8 @@ def test_kink_and_tie_conventions_match_torch():
     }
     assert set(torch_fns) == set(KINKS)
     for name, (_, x, expected) in KINKS.items():
+        if name in TORCH_MOVED:
+            continue
         t = _torch_leaf(np.array(x))
         torch_fns[name](t).sum().backward()
         np.testing.assert_array_equal(t.grad.numpy(), expected, err_msg=name)

@@ -217,7 +217,7 @@ def test_bad_arguments(sentiment):
 def test_advantage_scaling_options_reach_the_update(sentiment):
     """``std_ddof``/``std_eps`` (TRL's Bessel sigma and epsilon) and ``scale_rewards="none"``
     (Dr. GRPO) change the advantages, so they change the trained policy; the default is the
-    equation's population sigma."""
+    population sigma of the equation sheet (eq. 7)."""
     final = {}
     for name, options in {
         "equation": {},

@@ -180,3 +180,16 @@ def test_progress_bar(data, capsys):
     rm = RewardModel.from_policy(sentiment_reference(), rng=0)
     train_reward_model(rm, data[0], RewardConfig(steps=2, batch_size=4), rng=0)
     assert "reward model" in capsys.readouterr().err  # tqdm draws on stderr
+
+
+def test_reward_fn_scores_in_chunks_with_the_same_bits(data, trained):
+    """Chunks of a multiple of 24 rows give each row exactly the bits of one big pass (the
+    reason the demo's best-of-64 fits in memory without changing a number)."""
+    train, _ = data
+    rm, _ = trained
+    tokens = np.concatenate([train.chosen.ids, train.rejected.ids])[:600]
+    mask = np.concatenate([train.chosen.response_mask, train.rejected.response_mask])[:600]
+    whole = reward_fn(rm, chunk_rows=10**9)(tokens, mask)
+    for chunk in (24, 96, 240):
+        np.testing.assert_array_equal(reward_fn(rm, chunk_rows=chunk)(tokens, mask), whole)
+    assert whole.dtype == np.float64 and whole.shape == (600,)

@@ -1,5 +1,7 @@
 """The runner every loop iterates (`Run`) and `optimizer_step`, on a one-parameter model."""
 
+import json
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -100,3 +102,25 @@ def test_optimizer_step_clips_each_model_and_returns_norms():
     np.testing.assert_allclose([a.w.data[0], b.w.data[0]], [2.0, 0.25])  # a clipped to 1
     with pytest.raises(FloatingPointError, match="the loss is inf"):
         optimizer_step(a() * np.inf, [(oa, a)], 1.0)
+
+
+def test_resume_refuses_a_run_state_from_elsewhere_naming_the_file(tmp_path):
+    path = tmp_path / "toy.npz"
+    toy(LoopConfig(steps=7), checkpoint_path=path)  # a finished 7-step run
+    with pytest.raises(ValueError, match=r"toy.npz: the run state is at step 7, past the 4 steps"):
+        toy(LoopConfig(steps=4), checkpoint_path=path, resume=True)
+    state = dict(np.load(path))
+    meta = json.loads(str(state["__run__"]))
+    for change, message in [
+        ({"step": -3}, "'step' must be >= 0"),
+        ({"step": "3"}, "'step' must be an integer"),
+    ]:
+        np.savez(path, **{**state, "__run__": np.array(json.dumps({**meta, **change}))})
+        with pytest.raises(ValueError, match=message):
+            toy(LoopConfig(steps=7), checkpoint_path=path, resume=True)
+    path.write_text("not a zip file")
+    with pytest.raises(ValueError, match="toy.npz"):
+        toy(LoopConfig(steps=7), checkpoint_path=path, resume=True)
+    np.savez(path, **{k: v for k, v in state.items() if not k.startswith("o/")})
+    with pytest.raises(ValueError, match=r"no entries o/\*"):
+        toy(LoopConfig(steps=7), checkpoint_path=path, resume=True)

@@ -166,6 +166,6 @@ def test_the_checker_catches_missing_extra_and_stale_rows():
     assert settings(train_ppo)["stop_token"] == "required" and "config" not in settings(train_ppo)
 
 
-def test_trl_md_is_linked_from_the_readme_and_objectives_md():
+def test_trl_md_is_linked_from_the_readme_and_the_equation_sheet():
     assert "`docs/trl.md`" in (ROOT / "README.md").read_text(encoding="utf-8")
-    assert "(trl.md)" in (ROOT / "docs" / "objectives.md").read_text(encoding="utf-8")
+    assert "(trl.md)" in (ROOT / "docs" / "equations.md").read_text(encoding="utf-8")

@@ -74,13 +74,14 @@ def run(config, seeds=SEEDS):
 def main_run() -> None:
     from minialign import plots
     from minialign.frontier import FrontierConfig, frontier_table, table_markdown
+    from minialign.frontier_plots import plot_frontier_curves
 
     config = FrontierConfig()
     points, seconds = run(config)
     meta = dict(config=asdict(config), seeds=SEEDS, **seconds)
     body = ",\n".join(json.dumps(_rounded(p)) for p in points)
     SUMMARY.write_text(f'{{"meta": {json.dumps(meta)},\n"points": [\n{body}\n]}}\n')
-    ax = plots.plot_frontier_curves(points)
+    ax = plot_frontier_curves(points)
     plots.save_figure(ax.figure, ROOT / "docs" / "img" / "frontier_curves.png")
     table = table_markdown(frontier_table(points, BUDGETS))
     note = (

@@ -250,10 +250,13 @@ def execute(nb: NotebookNode, cwd: Path, timeout: int) -> NotebookNode:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
     env = dict(os.environ, MPLBACKEND=INLINE_BACKEND, PYTHONHASHSEED="0")
-    client = NotebookClient(
-        nb, km=_kernel_manager(), timeout=timeout, record_timing=False, allow_errors=False
-    )
-    client.execute(cwd=str(cwd), env=env)
+    km = _kernel_manager()
+    client = NotebookClient(nb, km=km, timeout=timeout, record_timing=False, allow_errors=False)
+    try:
+        client.execute(cwd=str(cwd), env=env)
+    finally:  # shut the kernel down before this process exits (else it warns, orphaned)
+        if km.has_kernel:
+            km.shutdown_kernel(now=False)
     return nb
 
 

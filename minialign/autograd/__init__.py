@@ -3,6 +3,7 @@
 from . import functional, ops
 from .engine import (
     Tensor,
+    data_of,
     default_rng,
     detect_anomaly,
     get_rng,

@@ -15,6 +15,10 @@ Three rules live here and only here, so that each op's backward stays one line:
    shape with 1s, sum over every axis that was stretched).
 3. **Check the shape.** After (2) the gradient must have exactly the input's
    shape; if not, the error names the op and both shapes.
+
+Tensor's operators (``a + b``, ``a @ w``, ``x.sum()``) are not defined in this file:
+`ops.py`, which defines the ops, binds them to `Tensor` in one table at its end. The
+engine imports nothing from the ops, so no module imports one that imports it back.
 """
 
 from __future__ import annotations
@@ -23,8 +27,6 @@ import contextlib
 from collections.abc import Callable, Sequence
 
 import numpy as np
-
-from .tensor_methods import TensorMethods
 
 # ----------------------------------------------------------------------------
 # Global switches: gradient recording, anomaly detection, the default RNG.
@@ -47,6 +49,7 @@ def no_grad():
 
 
 def is_grad_enabled() -> bool:
+    """False inside ``no_grad()``: operations then record no graph."""
     return _grad_enabled
 
 
@@ -74,10 +77,26 @@ def default_rng() -> np.random.Generator:
 
 
 def get_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
-    """``rng`` itself; an int seeds a NEW generator; None means the default (`seed`)."""
-    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
-        return np.random.default_rng(int(rng))
-    return _default_rng if rng is None else rng
+    """The generator a function should draw from, given its ``rng`` argument.
+
+    ``None`` means the default generator (the one `seed` resets); an int seeds a *new*
+    ``np.random.default_rng(rng)``, so the same int always gives the same draws; a
+    ``np.random.Generator`` is used as it is (and advanced).
+    """
+    if rng is None:
+        return _default_rng
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, (bool, np.bool_)):
+        return np.random.default_rng(rng)
+    raise ValueError(
+        f"rng must be None, an int seed or a np.random.Generator, got {type(rng).__name__}"
+    )
+
+
+def data_of(x):
+    """``x.data`` for a `Tensor`; anything else (an array, a number, a list) as it is."""
+    return x.data if isinstance(x, Tensor) else x
 
 
 # ----------------------------------------------------------------------------
@@ -87,7 +106,7 @@ def get_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
 Backward = Callable[[np.ndarray], Sequence[np.ndarray | None]]
 
 
-class Tensor(TensorMethods):
+class Tensor:
     """An ``np.ndarray`` that remembers how it was made.
 
     ``data``           the values (dtype is kept: float32 for models, float64 for checks)
@@ -95,7 +114,7 @@ class Tensor(TensorMethods):
     ``requires_grad``  whether gradients flow into this tensor
 
     Operators (``a + b``, ``a @ w``, ``a[i]``) and NumPy-named methods (``.sum()``,
-    ``.reshape()``, ``.T``) come from `TensorMethods`, each a one-line call to an op.
+    ``.reshape()``, ``.T``) are bound to this class by the table at the end of `ops.py`.
     """
 
     __array_priority__ = 1000  # make ``ndarray + Tensor`` call Tensor.__radd__
@@ -114,7 +133,6 @@ class Tensor(TensorMethods):
         self._backward: Backward | None = None
         self._op = ""
         self._retain_grad = False
-        self._grad_owned = False  # may we add into self.grad in place?
 
     # -- basic attributes ---------------------------------------------------
     @property
@@ -182,34 +200,26 @@ class Tensor(TensorMethods):
                     f"{self.shape}; reduce it first (e.g. .sum()) or pass grad of that shape"
                 )
             grad = np.ones_like(self.data)
-        grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
+        grad = np.asarray(data_of(grad), dtype=self.dtype)
         if grad.shape != self.shape:
             raise ValueError(f"backward(): grad has shape {grad.shape}, expected {self.shape}")
-        order = topological_order(self)
-        # An intermediate that called retain_grad() still holds the gradient of an earlier
-        # backward(); set it aside so this pass propagates only its own gradient, then add
-        # it back, so .grad accumulates as a leaf's does (and inputs are not counted twice).
-        earlier = {
-            n: n.grad for n in order if n._retain_grad and not n.is_leaf and n.grad is not None
-        }
-        for node in earlier:
-            node.grad = None
-        self._accumulate(grad, "backward")
-
-        for node in reversed(order):
-            if node._backward is None or node.grad is None:
+        # This pass's gradient of each intermediate reached so far, kept apart from .grad:
+        # a retained intermediate may still hold the .grad of an earlier backward(), which
+        # must not flow into its inputs a second time.
+        pending: dict[Tensor, np.ndarray] = {}
+        self._receive(grad, "backward", pending)
+        for node in reversed(topological_order(self)):
+            g = pending.pop(node, None)  # complete now: every consumer of node has run
+            if g is None:
                 continue
-            input_grads = node._backward(node.grad)
-            for parent, g in zip(node._parents, input_grads):
-                if g is not None and parent.requires_grad:
-                    parent._accumulate(g, node._op)
-            if not node._retain_grad:
-                node.grad = None  # an intermediate's gradient is no longer needed
-        for node, g in earlier.items():
-            node.grad = g if node.grad is None else g + node.grad
-            node._grad_owned = True
+            if node._retain_grad:
+                node._keep(g)
+            for parent, g_parent in zip(node._parents, node._backward(g)):
+                if g_parent is not None and parent.requires_grad:
+                    parent._receive(g_parent, node._op, pending)
 
-    def _accumulate(self, g: np.ndarray, op: str) -> None:
+    def _receive(self, g: np.ndarray, op: str, pending: dict) -> None:
+        """Add one contribution to d(root)/d(self): into ``.grad`` for a leaf, else to ``pending``."""
         g = unbroadcast(np.asarray(g), self.shape)
         if g.shape != self.shape:
             raise RuntimeError(
@@ -223,17 +233,18 @@ class Tensor(TensorMethods):
             )
         if g.dtype != self.dtype:
             g = g.astype(self.dtype)
-        if self.grad is None:
-            # Leaves get a private copy: optimisers scale .grad in place, and g may be a
-            # read-only broadcast view or shared with a sibling input.
-            keep_own = self.is_leaf or self._retain_grad
-            self.grad = np.array(g, copy=True) if keep_own else g
-            self._grad_owned = keep_own
-        elif self._grad_owned:
-            self.grad += g
+        if self.is_leaf:
+            self._keep(g)
         else:
-            self.grad = self.grad + g
-            self._grad_owned = True
+            pending[self] = g if self not in pending else pending[self] + g
+
+    def _keep(self, g: np.ndarray) -> None:
+        """``.grad += g``, never writing into an array the engine did not make here.
+
+        The first gradient is stored as a private copy (``g`` may be a read-only broadcast
+        view, or shared with a sibling input); an optimiser may then scale it in place.
+        """
+        self.grad = np.array(g, copy=True) if self.grad is None else self.grad + g
 
     __hash__ = object.__hash__  # == stays identity so tensors can live in sets and dicts
 

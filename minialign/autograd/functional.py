@@ -11,10 +11,12 @@ Import as ``import minialign.functional as F``.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from .attention import causal_attention, causal_self_attention
-from .engine import Tensor, as_tensor, get_rng, make_result
+from .engine import Tensor, as_tensor, data_of, get_rng, is_grad_enabled, make_result
 from .linear import linear
 from .ops import exp, log, maximum, minimum, relu, sqrt, tanh, where
 from .token_logprobs import token_logprobs
@@ -136,13 +138,13 @@ def cross_entropy(logits, targets, mask=None) -> Tensor:
     ``ma.detect_anomaly()`` names the op that made the NaN.
     """
     logits = as_tensor(logits)
-    targets = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
+    targets = np.asarray(data_of(targets))
     V = logits.shape[-1]
     if targets.shape != logits.shape[:-1]:
         raise ValueError(
             f"cross_entropy: targets shape {targets.shape} != logits shape {logits.shape[:-1]} (logits without its last axis)"
         )
-    if not np.issubdtype(targets.dtype, np.integer):
+    if targets.dtype.kind not in "iu":
         raise TypeError(f"cross_entropy: targets must be integers, got dtype {targets.dtype}")
     if targets.size and (targets.min() < 0 or targets.max() >= V):
         raise ValueError(
@@ -151,7 +153,7 @@ def cross_entropy(logits, targets, mask=None) -> Tensor:
     weights = (
         np.ones(targets.shape, logits.dtype)
         if mask is None
-        else np.asarray(mask.data if isinstance(mask, Tensor) else mask, dtype=logits.dtype)
+        else np.asarray(data_of(mask), dtype=logits.dtype)
     )
     if weights.shape != targets.shape:
         raise ValueError(
@@ -185,15 +187,18 @@ def gelu(x) -> Tensor:
     $y = \\tfrac12 x (1 + \\tanh u)$, $u = \\sqrt{2/\\pi}\\,(x + 0.044715 x^3)$;
     $\\bar x = \\bar y \\big[\\tfrac12 (1 + \\tanh u) + \\tfrac12 x (1 - \\tanh^2 u)\\sqrt{2/\\pi}(1 + 3 \\cdot 0.044715 x^2)\\big]$."""
     x = as_tensor(x)
-    c = x.data.dtype.type(_GELU_C) if np.issubdtype(x.dtype, np.floating) else _GELU_C
-    xd = x.data if np.issubdtype(x.dtype, np.floating) else x.data.astype(np.float64)
+    floating = x.dtype.kind == "f"  # (faster than np.issubdtype on a hot path)
+    c = x.dtype.type(_GELU_C) if floating else _GELU_C
+    xd = x.data if floating else x.data.astype(np.float64)
     t = np.multiply(xd, xd, out=np.empty_like(xd))  # x*x, not x**3: float32 ** calls powf
     t *= 0.044715
     t += 1
     t *= xd
     t *= c  # u = c x (1 + 0.044715 x^2)
     np.tanh(t, out=t)  # t = tanh u
-    y = t + 1
+    # Without a backward to feed, t is not needed again: y overwrites it (one array of
+    # x's size less at the peak of a large no_grad forward, e.g. scoring many samples).
+    y = t + 1 if is_grad_enabled() and x.requires_grad else np.add(t, 1, out=t)
     y *= xd
     y *= 0.5
 
@@ -212,6 +217,14 @@ def gelu(x) -> Tensor:
         return (grad,)
 
     return make_result(y, (x,), backward, "gelu")
+
+
+@lru_cache(maxsize=32)
+def _averaging_vector(D: int, dtype: np.dtype) -> np.ndarray:
+    """(1/D, ..., 1/D), made once per size (read-only: it is shared)."""
+    avg = np.full(D, 1.0 / D, dtype=dtype)
+    avg.flags.writeable = False
+    return avg
 
 
 def layer_norm(x, weight=None, bias=None, eps: float = 1e-5) -> Tensor:
@@ -234,8 +247,8 @@ def layer_norm(x, weight=None, bias=None, eps: float = 1e-5) -> Tensor:
             parents.append(p)
     # Row means as a matrix-vector product with (1/D, ..., 1/D): BLAS gemv is ~5x faster
     # than NumPy's reduction over a short last axis.
-    xd = x.data if np.issubdtype(x.dtype, np.floating) else x.data.astype(np.float64)
-    avg = np.full(D, 1.0 / D, dtype=xd.dtype)
+    xd = x.data if x.dtype.kind == "f" else x.data.astype(np.float64)
+    avg = _averaging_vector(D, xd.dtype)
     mean = lambda a: (a @ avg)[..., None]  # noqa: E731 - (..., D) -> (..., 1)
     xc = xd - mean(xd)
     rstd = 1.0 / np.sqrt(mean(xc * xc) + eps)
@@ -268,11 +281,11 @@ def embedding(weight, indices) -> Tensor:
     """Rows of ``weight`` (V, D) picked by integer ``indices`` (...) -> (..., D).
 
     Backward adds each position's gradient into the row it came from; a token that
-    appears twice gets both contributions (``np.add.at``).
+    appears twice gets both contributions (see `_scatter_add_rows`).
     """
     weight = as_tensor(weight)
-    indices = np.asarray(indices.data if isinstance(indices, Tensor) else indices)
-    if not np.issubdtype(indices.dtype, np.integer):
+    indices = np.asarray(data_of(indices))
+    if indices.dtype.kind not in "iu":
         raise TypeError(f"embedding: indices must be integers, got dtype {indices.dtype}")
     V = weight.shape[0]
     if indices.size and (indices.min() < 0 or indices.max() >= V):
@@ -281,11 +294,24 @@ def embedding(weight, indices) -> Tensor:
         )
 
     def backward(g):
-        grad = np.zeros(weight.shape, dtype=g.dtype)
-        np.add.at(grad, indices.reshape(-1), g.reshape(-1, weight.shape[1]))
-        return (grad,)
+        return (_scatter_add_rows(weight.shape, indices.reshape(-1), g.reshape(-1, g.shape[-1])),)
 
     return make_result(weight.data[indices], (weight,), backward, "embedding")
+
+
+def _scatter_add_rows(shape, ids: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``out = zeros(shape); out[ids[n]] += rows[n]`` for n = 0, 1, ... in order.
+
+    That is ``np.add.at(out, ids, rows)``. On a 2-D ``out`` NumPy's ``add.at`` takes a
+    slow path, one row at a time (0.43 ms of the tiny training step); on a flat ``out``
+    with one index per element it takes its fast path, ~6x faster. Every element still
+    receives its contributions in the same order, so the sums are the same bit for bit.
+    """
+    V, D = shape
+    flat_ids = (ids[:, None] * D + np.arange(D)).reshape(-1)  # element (ids[n], d) of out
+    out = np.zeros(V * D, dtype=rows.dtype)
+    np.add.at(out, flat_ids, rows.reshape(-1))
+    return out.reshape(V, D)
 
 
 def dropout(x, p: float, training: bool = True, rng: np.random.Generator | None = None) -> Tensor:

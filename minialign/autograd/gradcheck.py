@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from .engine import Tensor, get_rng, no_grad
+from .engine import Tensor, data_of, get_rng, no_grad
 
 
 class GradcheckError(AssertionError):
@@ -34,9 +34,9 @@ def _prepare(inputs: Sequence) -> tuple[list, list[int]]:
             prepared.append(x)
             wrt.append(i)
         elif isinstance(x, (Tensor, np.ndarray)) and np.issubdtype(
-            np.asarray(_raw(x)).dtype, np.floating
+            np.asarray(data_of(x)).dtype, np.floating
         ):
-            prepared.append(Tensor(np.array(_raw(x), dtype=np.float64), requires_grad=True))
+            prepared.append(Tensor(np.array(data_of(x), dtype=np.float64), requires_grad=True))
             wrt.append(i)
         else:
             prepared.append(x)
@@ -45,15 +45,11 @@ def _prepare(inputs: Sequence) -> tuple[list, list[int]]:
     return prepared, wrt
 
 
-def _raw(x):
-    return x.data if isinstance(x, Tensor) else x
-
-
 def _phi(f, inputs, G) -> float:
     """$\\phi = \\langle G, f(x) \\rangle$: a forward pass only, so no graph is recorded."""
     with no_grad():
         out = f(*inputs)
-    return float(np.sum(G * _raw(out)))
+    return float(np.sum(G * data_of(out)))
 
 
 def _analytic(f, inputs, wrt, rng):
@@ -109,7 +105,7 @@ def gradcheck(
                 f"gradcheck of {name}: input {i} (shape {x.shape}) at index {idx}: "
                 f"expected {numeric[idx]:.10g} (central differences), received {grads[k][idx]:.10g} "
                 f"(autograd); {int(bad.sum())} of {bad.size} entries differ "
-                f"(rtol={rtol}, atol={atol}); input shapes {[np.shape(_raw(x)) for x in inputs]}"
+                f"(rtol={rtol}, atol={atol}); input shapes {[np.shape(data_of(x)) for x in inputs]}"
             )
     return True
 
@@ -153,6 +149,6 @@ def gradcheck_directional(
             raise GradcheckError(
                 f"directional gradcheck of {name}: expected {expected:.10g} (central differences), "
                 f"received {received:.10g} (autograd) along a random direction; "
-                f"input shapes {[np.shape(_raw(inputs[i])) for i in wrt]}"
+                f"input shapes {[np.shape(data_of(inputs[i])) for i in wrt]}"
             )
     return True

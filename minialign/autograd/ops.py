@@ -7,14 +7,16 @@ gradient shaped like the *output*: the engine un-broadcasts it (see
 
 This module holds arithmetic, elementwise functions and the matrix product;
 reductions live in `reductions.py` and shape/indexing ops in `shape_ops.py`. Every
-op is importable from here (``from minialign.autograd.ops import sum, reshape``).
+op is importable from here (``from minialign.autograd.ops import sum, reshape``), and
+the table `TENSOR_METHODS` at the end binds them to `Tensor` as its operators and
+methods (``a + b`` is ``add(a, b)``, ``x.sum(axis=0)`` is ``sum(x, axis=0)``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .engine import Tensor, as_tensor, make_result
+from .engine import Tensor, as_tensor, data_of, make_result
 from .reductions import max, mean, min, sum, var  # noqa: F401 - re-exported
 from .shape_ops import (  # noqa: F401 - re-exported
     broadcast_to,
@@ -46,10 +48,14 @@ def _pair(a, b):
 
 
 def _check_broadcast(sa, sb, what="shapes"):
-    try:
-        np.broadcast_shapes(sa, sb)
-    except ValueError:
-        raise ValueError(f"{what} {sa} and {sb} cannot be broadcast together") from None
+    """NumPy's rule, aligned from the right: each pair of sizes is equal or has a 1.
+
+    (Checked in Python: ``np.broadcast_shapes`` costs ~5 us, a visible share of a
+    sampling step, where shapes are tiny.)
+    """
+    for m, n in zip(reversed(sa), reversed(sb)):
+        if m != n and m != 1 and n != 1:
+            raise ValueError(f"{what} {tuple(sa)} and {tuple(sb)} cannot be broadcast together")
 
 
 def add(a, b) -> Tensor:
@@ -190,7 +196,7 @@ def clip(a, lo=None, hi=None) -> Tensor:
     a = as_tensor(a)
     if lo is None and hi is None:
         raise ValueError("clip: give at least one of lo and hi")
-    lo, hi = (b.data if isinstance(b, Tensor) else b for b in (lo, hi))  # constants
+    lo, hi = (data_of(b) for b in (lo, hi))  # constants
     for name, bound in (("lo", lo), ("hi", hi)):
         if np.ndim(bound):  # an array bound: check it broadcasts (a number always does)
             _check_broadcast(np.shape(bound), a.shape, f"clip: {name} of shape")
@@ -211,7 +217,7 @@ def clip(a, lo=None, hi=None) -> Tensor:
 
 def where(condition, a, b) -> Tensor:
     """$z = a$ where ``condition`` else $b$; each input gets the gradient where it was chosen."""
-    cond = np.asarray(condition.data if isinstance(condition, Tensor) else condition, dtype=bool)
+    cond = np.asarray(data_of(condition), dtype=bool)
     a, b = _pair(a, b)
     _check_broadcast(cond.shape, np.broadcast_shapes(a.shape, b.shape))
     out = np.where(cond, a.data, b.data)
@@ -221,7 +227,7 @@ def where(condition, a, b) -> Tensor:
 def masked_fill(a, mask, value) -> Tensor:
     """``value`` where ``mask`` is True, else ``a``; no gradient flows through filled places."""
     a = as_tensor(a)
-    mask = np.asarray(mask.data if isinstance(mask, Tensor) else mask, dtype=bool)
+    mask = np.asarray(data_of(mask), dtype=bool)
     _check_broadcast(a.shape, mask.shape)
     if np.broadcast_shapes(a.shape, mask.shape) != a.shape:
         raise ValueError(f"masked_fill: mask of shape {mask.shape} is larger than input {a.shape}")
@@ -287,3 +293,50 @@ def _matmul_folded(a: Tensor, b: Tensor) -> Tensor:
         return ga, gb
 
     return make_result(out, (a, b), backward, "matmul")
+
+
+# ----------------------------------------------------------------------------
+# Tensor's operators and NumPy-named methods: one table, bound once
+# ----------------------------------------------------------------------------
+
+
+def _reflected(op):
+    """``other (op) self``: what Python calls for ``2 * x`` or ``ndarray + x``."""
+
+    def method(self, other):
+        return op(other, self)
+
+    method.__name__ = f"r{op.__name__}"
+    return method
+
+
+def _comparison(compare):
+    """``x < y`` and friends give a boolean Tensor that carries no gradient (a mask)."""
+
+    def method(self, other):
+        return Tensor(compare(self.data, data_of(other)))
+
+    method.__name__ = compare.__name__
+    return method
+
+
+# ``x.name(...)`` calls ``name(x, ...)``: each method is the op with the tensor first.
+TENSOR_METHODS = {
+    "__add__": add, "__radd__": _reflected(add),
+    "__sub__": sub, "__rsub__": _reflected(sub),
+    "__mul__": mul, "__rmul__": _reflected(mul),
+    "__truediv__": div, "__rtruediv__": _reflected(div),
+    "__pow__": power, "__rpow__": _reflected(power),
+    "__matmul__": matmul, "__rmatmul__": _reflected(matmul),
+    "__neg__": neg, "__abs__": abs, "__getitem__": getitem,
+    "__lt__": _comparison(np.less), "__le__": _comparison(np.less_equal),
+    "__gt__": _comparison(np.greater), "__ge__": _comparison(np.greater_equal),
+    "sum": sum, "mean": mean, "max": max, "min": min, "var": var,
+    "exp": exp, "log": log, "tanh": tanh, "relu": relu, "abs": abs, "sqrt": sqrt, "clip": clip,
+    "astype": astype, "reshape": reshape, "transpose": transpose, "swapaxes": swapaxes,
+    "broadcast_to": broadcast_to, "expand": expand, "masked_fill": masked_fill,
+    "T": property(transpose),  # x.T reverses every axis, as ndarray.T does
+}  # fmt: skip
+
+for _name, _method in TENSOR_METHODS.items():
+    setattr(Tensor, _name, _method)

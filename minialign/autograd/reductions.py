@@ -68,10 +68,12 @@ def _extremum(a, axis, keepdims, fn, name):
 
 
 def max(a, axis=None, keepdims=False) -> Tensor:  # noqa: A001 - NumPy's name
+    """Like ``np.max``; the gradient goes to the maximal entries (shared equally on ties)."""
     return _extremum(a, axis, keepdims, np.max, "max")
 
 
 def min(a, axis=None, keepdims=False) -> Tensor:  # noqa: A001 - NumPy's name
+    """Like ``np.min``; the gradient goes to the minimal entries (shared equally on ties)."""
     return _extremum(a, axis, keepdims, np.min, "min")
 
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .engine import Tensor, as_tensor, make_result
+from .engine import Tensor, as_tensor, data_of, make_result
 
 
 def reshape(a, *shape) -> Tensor:
+    """Like ``np.reshape``: the same values in a new shape (``reshape(a, 2, 3)`` or ``(2, 3)``)."""
     a = as_tensor(a)
     shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
     try:
@@ -26,19 +27,19 @@ def reshape(a, *shape) -> Tensor:
 
 
 def transpose(a, *axes) -> Tensor:
+    """Like ``np.transpose``: permute the axes (reverse them when none are given)."""
     a = as_tensor(a)
     axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
     axes = tuple(ax % a.ndim for ax in axes) if axes else tuple(reversed(range(a.ndim)))
-    inverse = tuple(np.argsort(axes))
-    return make_result(
-        np.transpose(a.data, axes), (a,), lambda g: (np.transpose(g, inverse),), "transpose"
-    )
+    inverse = tuple(sorted(range(len(axes)), key=axes.__getitem__))  # where each axis went
+    return make_result(a.data.transpose(axes), (a,), lambda g: (g.transpose(inverse),), "transpose")
 
 
 def swapaxes(a, axis1, axis2) -> Tensor:
+    """Like ``np.swapaxes``: exchange two axes."""
     a = as_tensor(a)
-    out = np.swapaxes(a.data, axis1, axis2)
-    return make_result(out, (a,), lambda g: (np.swapaxes(g, axis1, axis2),), "swapaxes")
+    out = a.data.swapaxes(axis1, axis2)
+    return make_result(out, (a,), lambda g: (g.swapaxes(axis1, axis2),), "swapaxes")
 
 
 def broadcast_to(a, shape) -> Tensor:
@@ -55,6 +56,7 @@ expand = broadcast_to
 
 
 def concatenate(tensors, axis=0) -> Tensor:
+    """Like ``np.concatenate``: join tensors along an existing axis."""
     tensors = tuple(as_tensor(t) for t in tensors)
     out = np.concatenate([t.data for t in tensors], axis=axis)
     bounds = np.cumsum([t.shape[axis] for t in tensors])[:-1]
@@ -62,6 +64,7 @@ def concatenate(tensors, axis=0) -> Tensor:
 
 
 def stack(tensors, axis=0) -> Tensor:
+    """Like ``np.stack``: join tensors of one shape along a new axis."""
     tensors = tuple(as_tensor(t) for t in tensors)
     out = np.stack([t.data for t in tensors], axis=axis)
 
@@ -100,7 +103,7 @@ def getitem(a, index) -> Tensor:
     if isinstance(index, Tensor):
         index = index.data
     elif isinstance(index, tuple):
-        index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+        index = tuple(data_of(i) for i in index)
     out = a.data[index]
     basic = _is_basic_index(index)
 
@@ -121,7 +124,7 @@ def take_along_axis(a, indices, axis) -> Tensor:
     The backward scatters with ``np.add.at``, so a repeated index accumulates.
     """
     a = as_tensor(a)
-    indices = np.asarray(indices.data if isinstance(indices, Tensor) else indices)
+    indices = np.asarray(data_of(indices))
     if not np.issubdtype(indices.dtype, np.integer):
         raise TypeError(f"take_along_axis: indices must be integers, got dtype {indices.dtype}")
     out = np.take_along_axis(a.data, indices, axis=axis)

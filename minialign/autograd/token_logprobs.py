@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .engine import Tensor, as_tensor, make_result
+from .engine import Tensor, as_tensor, data_of, make_result
 
 __all__ = ["token_logprobs"]
 
@@ -28,13 +28,13 @@ def token_logprobs(logits, targets, temperature: float = 1.0) -> Tensor:
     ``logits`` (..., V) floats, ``targets`` (...) integers in [0, V). Returns (...).
     """
     logits = as_tensor(logits)
-    targets = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
+    targets = np.asarray(data_of(targets))
     if logits.ndim < 1 or targets.shape != logits.shape[:-1]:
         raise ValueError(
             f"token_logprobs: targets shape {targets.shape} must equal logits shape "
             f"{logits.shape} without its last axis"
         )
-    if not np.issubdtype(targets.dtype, np.integer):
+    if targets.dtype.kind not in "iu":
         raise TypeError(f"token_logprobs: targets must be integers, got dtype {targets.dtype}")
     V = logits.shape[-1]
     if targets.size and (targets.min() < 0 or targets.max() >= V):

@@ -6,7 +6,7 @@ out understanding the language) with a scalar head on its hidden states.
 * `RewardModel.score(tokens, response_mask)` is $r_\\phi(x, y)$: the head's value at the
   **last response token** (the END token when the response ended), one number per row.
 * `ValueModel.values(tokens)` is $V_w(x_t)$ at **every** position (B, T), for PPO's
-  advantages. Its head starts at exactly zero (RLHF_NOTES item 5).
+  advantages. Its head starts at exactly zero (implementation note ppo-5).
 """
 
 from __future__ import annotations
@@ -60,11 +60,14 @@ class RewardModel(_TrunkWithHead):
     def __init__(self, config: GPTConfig, rng=None):
         super().__init__(config, lambda: RewardHead(config.n_embd, rng=rng), rng=rng)
 
-    def score(self, tokens, response_mask) -> Tensor:
-        """$r_\\phi(x, y)$ per row, (B,): the prefix reward at the last response token."""
+    def score(self, tokens, response_mask, length: int | None = None) -> Tensor:
+        """$r_\\phi(x, y)$ per row, (B,): the prefix reward at the last response token.
+
+        The model reads the first ``length`` columns (default: up to the last response
+        token of any row; a causal model ignores what follows)."""
         tokens = np.asarray(tokens)
         last = last_response_index(response_mask)  # (B,)
-        T = int(last.max()) + 1  # nothing after the last scored token matters (causal)
+        T = int(last.max()) + 1 if length is None else length
         rewards = self(tokens[:, :T])  # (B, T)
         return rewards[np.arange(len(last)), last]  # (B,)
 

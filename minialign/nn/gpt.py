@@ -1,5 +1,7 @@
 """TinyGPT: a GPT-2-shaped decoder small enough to train in seconds on a CPU.
 
+::
+
     idx (B, T) ──wte──┐
                       + ── Block × n_layer ── LayerNorm ── h (B, T, C) ── h Wᵀ_te ── logits (B, T, V)
     positions ──wpe───┘                                     └── ValueHead / RewardHead
@@ -17,7 +19,7 @@ Choices, stated once:
 * **Dropout defaults to 0.** Alignment compares log-probabilities of the same tokens
   under the policy, the old policy and a frozen reference (ratios, KL, DPO margins).
   Dropout would make each of those a random variable, so a ratio that should be
-  exactly 1 is not, and the KL is noise (RLHF_NOTES item 5). When ``dropout > 0``
+  exactly 1 is not, and the KL is noise (implementation note ppo-5). When ``dropout > 0``
   it applies (in training mode only) to the embeddings and to each residual branch,
   not to the attention weights.
 * **KV cache.** `KVCache` keeps the keys and values of past positions so that sampling
@@ -32,7 +34,7 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 
 from .. import functional as F
-from ..autograd import Tensor, get_rng, is_grad_enabled
+from ..autograd import Tensor, data_of, get_rng, is_grad_enabled
 from .layers import Block, Embedding, LayerNorm
 from .module import Module
 
@@ -95,12 +97,11 @@ class KVCache:
         self.values = [np.zeros(shape, dtype) for _ in range(config.n_layer)]
         self.length = 0
 
-    def append(self, layer: int, k: np.ndarray, v: np.ndarray) -> tuple[Tensor, Tensor]:
-        """Store ``k``, ``v`` (B, nh, T, hs) after the past; return all of them (B, nh, L+T, hs)."""
-        end = self.length + k.shape[2]
-        self.keys[layer][:, :, self.length : end] = k
-        self.values[layer][:, :, self.length : end] = v
-        return Tensor(self.keys[layer][:, :, :end]), Tensor(self.values[layer][:, :, :end])
+    def layer(self, i: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """Layer ``i``'s key and value buffers and the number of positions they hold, in the
+        form `F.causal_self_attention` takes (it writes the new positions; `TinyGPT`
+        advances ``length`` once every layer has)."""
+        return self.keys[i], self.values[i], self.length
 
 
 class TinyGPT(Module):
@@ -113,7 +114,7 @@ class TinyGPT(Module):
     def __init__(self, config: GPTConfig, rng: np.random.Generator | int | None = None):
         if not isinstance(config, GPTConfig):
             raise ValueError(f"TinyGPT: config must be a GPTConfig, got {type(config).__name__}")
-        rng = np.random.default_rng(rng) if isinstance(rng, (int, np.integer)) else get_rng(rng)
+        rng = get_rng(rng)
         self.config = config
         C, proj_std = config.n_embd, 0.02 / np.sqrt(2 * config.n_layer)
         self.wte = Embedding(config.vocab_size, C, rng=rng)
@@ -157,8 +158,8 @@ class TinyGPT(Module):
         return h @ self.wte.weight.T  # (B, T, V): the tied LM head
 
     def _check_idx(self, idx) -> np.ndarray:
-        idx = np.asarray(idx.data if isinstance(idx, Tensor) else idx)
-        if idx.ndim != 2 or not np.issubdtype(idx.dtype, np.integer):
+        idx = np.asarray(data_of(idx))
+        if idx.ndim != 2 or idx.dtype.kind not in "iu":
             raise ValueError(
                 f"TinyGPT: idx must be a 2-D integer array (B, T), got shape {idx.shape} "
                 f"and dtype {idx.dtype}"

@@ -5,7 +5,7 @@ $h_t^\\top w + b$ of shape (B, T). Which position matters is the caller's choice
 reward model scores the *last* response token; a PPO critic uses every response
 position.
 
-Initialisation (RLHF_NOTES item 5):
+Initialisation (implementation note ppo-5):
 
 * `ValueHead`: $w = 0$, $b = 0$, so every value starts at exactly 0. The first
   advantages are then the returns themselves and the critic cannot inject noise
@@ -49,6 +49,6 @@ class RewardHead(_ScalarHead):
     """$r_t = h_t^\\top w + b$ with small random $w$ (std ``std``, default $1/\\sqrt{C+1}$)."""
 
     def __init__(self, n_embd: int, *, rng=None, std: float | None = None):
-        rng = np.random.default_rng(rng) if isinstance(rng, (int, np.integer)) else get_rng(rng)
+        rng = get_rng(rng)
         std = 1.0 / np.sqrt(n_embd + 1) if std is None else std
         super().__init__(n_embd, rng.normal(0.0, std, size=n_embd))

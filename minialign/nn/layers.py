@@ -1,6 +1,6 @@
 """The layers of a GPT: Linear, Embedding, LayerNorm, MLP, CausalSelfAttention, Block.
 
-Each layer owns `Parameter`s and calls fused ops from `minialign.functional`, whose
+Each layer owns parameters (`Parameter`) and calls fused ops from `minialign.functional`, whose
 backward passes are derived by hand and proved against finite differences.
 
 Initialisation follows GPT-2: weights $\\sim \\mathcal N(0, 0.02^2)$, biases 0,
@@ -84,9 +84,11 @@ class CausalSelfAttention(Module):
     $$\\mathrm{head}_h = \\mathrm{softmax}\\Big(\\frac{Q_h K_h^\\top}{\\sqrt{hs}} + M\\Big) V_h,
       \\qquad y = [\\mathrm{head}_1, \\dots, \\mathrm{head}_{nh}]\\, W_O + b_O$$
 
-    One Linear makes Q, K and V for all heads at once; the attention itself is the
-    fused `F.causal_attention`. With a `KVCache` (sampling, under ``no_grad``) the
-    new keys and values are appended to the cache and the queries attend to all of it.
+    One Linear makes Q, K and V for all heads at once; splitting them into heads,
+    attending and merging the heads back is one fused op, `F.causal_self_attention`
+    (the same steps as `F.causal_attention` on (B, nh, T, hs) pieces). With a `KVCache`
+    (sampling, under ``no_grad``) the new keys and values are stored in the cache and
+    the queries attend to every position stored so far.
     """
 
     def __init__(self, n_embd: int, n_head: int, *, rng=None, proj_std: float = 0.02):
@@ -99,16 +101,8 @@ class CausalSelfAttention(Module):
 
     def forward(self, x: Tensor, cache=None, layer: int = 0) -> Tensor:
         qkv = self.qkv(x)  # (B, T, 3C)
-        if cache is None:  # training and scoring: split, attend and merge in one fused node
-            return self.proj(F.causal_self_attention(qkv, self.n_head))
-        B, T, C = x.shape  # sampling: the same steps spelled out, around the cache
-        nh, hs = self.n_head, C // self.n_head
-        qkv = qkv.reshape(B, T, 3, nh, hs).transpose(2, 0, 3, 1, 4)  # (3, B, nh, T, hs)
-        q, k, v = qkv[0], qkv[1], qkv[2]  # each (B, nh, T, hs)
-        k, v = cache.append(layer, k.data, v.data)  # each (B, nh, T_past + T, hs)
-        y = F.causal_attention(q, k, v)  # (B, nh, T, hs)
-        y = y.transpose(0, 2, 1, 3).reshape(B, T, C)  # (B, T, nh, hs) -> (B, T, C)
-        return self.proj(y)
+        kv = None if cache is None else cache.layer(layer)  # sampling: this layer's cache
+        return self.proj(F.causal_self_attention(qkv, self.n_head, kv))  # (B, T, C)
 
 
 class Block(Module):

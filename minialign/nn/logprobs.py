@@ -7,8 +7,8 @@ $$\\ell_t = m_{t+1} \\log \\pi_\\theta(s_{t+1} \\mid s_{\\le t}) \\quad (t = 0, 
   \\qquad \\log \\pi_\\theta(y \\mid x) = \\sum_t \\ell_t,$$
 
 with $\\pi_\\theta(\\cdot \\mid s_{\\le t}) = \\mathrm{softmax}(z_t / \\tau)$ for the
-model's logits $z_t$ and the sampling temperature $\\tau$ (RLHF_NOTES item 6: score
-with the temperature that generated the tokens). Index $t$ of the per-token array is
+model's logits $z_t$ and the sampling temperature $\\tau$ (implementation note ppo-6:
+score with the temperature that generated the tokens). Index $t$ of the per-token array is
 the prediction made *at* position $t$ of the token at $t + 1$: the same layout as
 ``Generation.logprobs`` from `generate`, so the two can be compared element-wise.
 
@@ -24,7 +24,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import functional as F
-from ..autograd import Tensor
+from ..autograd import Tensor, data_of
 
 
 class SequenceLogprobs(NamedTuple):
@@ -41,8 +41,8 @@ def sequence_logprobs(model, tokens, response_mask, temperature: float = 1.0) ->
     response tokens (including a stop token), 0 at the prompt and at padding.
     Both outputs are Tensors in the model's dtype that carry gradient to its parameters.
     """
-    tokens = np.asarray(tokens.data if isinstance(tokens, Tensor) else tokens)
-    mask = np.asarray(response_mask.data if isinstance(response_mask, Tensor) else response_mask)
+    tokens = np.asarray(data_of(tokens))
+    mask = np.asarray(data_of(response_mask))
     if tokens.ndim != 2 or tokens.shape[1] < 2 or not np.issubdtype(tokens.dtype, np.integer):
         raise ValueError(
             f"sequence_logprobs: tokens must be integers of shape (B, T) with T >= 2, got "

@@ -104,7 +104,8 @@ class Module:
         return {name: p.data.copy() for name, p in self.named_parameters()}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        """Copy values in, checking that names and shapes match exactly."""
+        """Copy values in, checking first that names, shapes, dtypes (real floats) and
+        values (finite) are right: on any error nothing has been copied."""
         params = dict(self.named_parameters())
         missing, unexpected = params.keys() - state.keys(), state.keys() - params.keys()
         if missing or unexpected:
@@ -113,9 +114,19 @@ class Module:
             )
         for name, p in params.items():
             value = np.asarray(state[name])
+            if value.dtype.kind != "f":
+                raise ValueError(
+                    f"load_state_dict: {name} has dtype {value.dtype}; weights must be real floats"
+                )
             if value.shape != p.shape:
                 raise ValueError(
                     f"load_state_dict: {name} has shape {value.shape} in the state, {p.shape} in the model"
+                )
+            if not np.isfinite(value).all():
+                index = tuple(int(i) for i in np.argwhere(~np.isfinite(value))[0])
+                raise ValueError(
+                    f"load_state_dict: {name} holds {value[index]} at index {index}; "
+                    f"weights must be finite"
                 )
         for name, p in params.items():
             p.data[...] = state[name]
@@ -130,7 +141,8 @@ class Module:
 
 @contextlib.contextmanager
 def training_mode(training: bool, *modules: Module):
-    """Put ``modules`` in train (True) or eval (False) mode for the block, then restore each."""
+    """Put ``modules`` in training (True) or evaluation (False) mode for a block, then
+    give each back the mode it had: ``with training_mode(False, policy): ...``."""
     was_training = [m.training for m in modules]
     for m in modules:
         m.train(training)

@@ -1,9 +1,11 @@
 """The alignment objectives as small pure functions on Tensors (or NumPy arrays).
 
 Each function reads like the equation it implements; the docstrings carry the
-equations (as the seed document writes them), the sign convention, the options and
-the notebook section that steps through them. See docs/objectives.md for the map
-from every equation to its function, its test and the equivalent TRL option.
+equations (as the source notes write them), the sign convention, the options and
+the notebook section that steps through them. The equation sheet (docs/equations.md)
+maps every equation to its function, its tests and its notebook section; the
+implementation notes (docs/implementation_notes.md) record the choices the equations
+leave open, cited in the docstrings as "note ppo-3" and so on.
 
 Losses (``*_loss``) are always minimised and return a scalar Tensor. Returns,
 advantages and penalised rewards are targets: NumPy arrays, computed without gradient.

@@ -6,7 +6,7 @@ and values. Inputs are rows of per-token quantities, shape (..., T), right-padde
 with a ``mask`` of the same shape (1 = a real token, 0 = padding). Padded positions
 may hold anything (even NaN): they are zeroed first and are 0 in every output.
 
-Conventions (RLHF_NOTES "PPO for language models", item 2): by default the value is 0
+Conventions (implementation note ppo-2): by default the value is 0
 past the end of each row (the episode *terminates* at its last token), and
 ``returns = A + V`` is taken *before* any whitening.
 
@@ -27,7 +27,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import array_arg, mask_arg, raw, right_padded, same_shape, unit_interval
+from ._checks import (
+    array_arg,
+    finite_result,
+    mask_arg,
+    non_negative,
+    one_of,
+    pow2_exponent,
+    raw,
+    right_padded,
+    same_shape,
+    unit_interval,
+)
 
 
 def _rows(fn: str, rewards, mask, values=None):
@@ -76,17 +87,17 @@ def discounted_returns(
 
     $$G_t = \sum_{t'=t}^T \gamma^{\,t'-t}r_\phi(x_{t'},y_{t'})$$
 
-    (the first term of the seed's $\hat{A}_t$; at $t = 0$ it is the return inside the
-    seed's $J(\theta) = \mathbb{E}_{x,y\sim\pi_\theta}\Big[\sum_{t=0}^T \gamma^t\,r_\phi(x_t,y_t)\Big]$,
+    (the first term of $\hat{A}_t$ in eq. 2; at $t = 0$ it is the return inside
+    eq. 1's $J(\theta) = \mathbb{E}_{x,y\sim\pi_\theta}\Big[\sum_{t=0}^T \gamma^t\,r_\phi(x_t,y_t)\Big]$,
     which is maximised — here we only evaluate it).
 
-    =========  ======  ===========================================
-    Symbol     Shape   Meaning
-    =========  ======  ===========================================
+    =========  ========  ===========================================
+    Symbol     Shape     Meaning
+    =========  ========  ===========================================
     $r_{t}$    (..., T)  ``rewards`` per token
     $\gamma$   ()        ``gamma`` in [0, 1] (1 is usual for LMs)
     $G_t$      (..., T)  the result, 0 at padded positions
-    =========  ======  ===========================================
+    =========  ========  ===========================================
 
     Computed as one matrix product with $D_{t't} = \gamma^{t'-t}[t' \ge t]$, which is
     the sum above read literally: ``G = rewards @ D``. ``truncated`` / ``bootstrap_values``
@@ -94,11 +105,17 @@ def discounted_returns(
     docstring, "Truncation or termination").
 
     Notebook: notebooks/03_ppo.ipynb, §1 "The objective $J(\theta)$" and
-    §3 "Returns and advantages".
+    §4 "Returns and advantages".
     """
     fn = "discounted_returns"
     unit_interval(fn, "gamma", gamma)
     r, _, m = _rows(fn, rewards, mask)
+    G = _returns(fn, r, m, gamma, truncated, bootstrap_values)
+    return finite_result(fn, G, rewards=rewards, bootstrap_values=bootstrap_values)
+
+
+def _returns(fn: str, r, m, gamma: float, truncated, bootstrap_values) -> np.ndarray:
+    """`discounted_returns` of checked ``r`` and ``m``; errors name the public ``fn``."""
     r = _bootstrap(fn, r, m, gamma, truncated, bootstrap_values)
     t = np.arange(r.shape[-1])
     power = t[:, None] - t[None, :]  # (T', T): t' - t
@@ -109,7 +126,7 @@ def discounted_returns(
 def mc_advantages(
     rewards, values, gamma: float, mask=None, *, truncated=None, bootstrap_values=None
 ) -> np.ndarray:
-    r"""The seed's Monte-Carlo advantage (no gradient; a NumPy array).
+    r"""The Monte-Carlo advantage of eq. 2 (no gradient; a NumPy array).
 
     $$\hat{A}_t \;=\; \sum_{t'=t}^T \gamma^{\,t'-t}r_\phi(x_{t'},y_{t'}) \;-\; V_w(x_t)$$
 
@@ -117,12 +134,15 @@ def mc_advantages(
     Unbiased but high-variance; equals `gae_advantages` with $\lambda = 1$ (also with
     ``truncated`` / ``bootstrap_values``, which bootstrap the return as in `discounted_returns`).
 
-    Notebook: notebooks/03_ppo.ipynb, §3 "Returns and advantages".
+    Notebook: notebooks/03_ppo.ipynb, §4 "Returns and advantages".
     """
     fn = "mc_advantages"
+    unit_interval(fn, "gamma", gamma)
     r, v, m = _rows(fn, rewards, mask, values)
-    G = discounted_returns(r, gamma, m, truncated=truncated, bootstrap_values=bootstrap_values)
-    return (G - v) * m
+    G = _returns(fn, r, m, gamma, truncated, bootstrap_values)
+    return finite_result(
+        fn, (G - v) * m, rewards=rewards, values=values, bootstrap_values=bootstrap_values
+    )
 
 
 def gae_advantages(
@@ -135,7 +155,7 @@ def gae_advantages(
 
     with $V = 0$ and $A = 0$ past the end of each row, except that a ``truncated`` row
     uses $V(x_{T+1})$ = its ``bootstrap_values`` entry in $\delta_T$ (module docstring,
-    "Truncation or termination"). $\lambda = 1$ gives the seed's
+    "Truncation or termination"). $\lambda = 1$ gives eq. 2's
     $\hat{A}_t = \sum_{t'=t}^T \gamma^{\,t'-t}r_\phi(x_{t'},y_{t'}) - V_w(x_t)$ (unbiased,
     high variance); $\lambda = 0$ gives the one-step $\delta_t$ (biased, low variance).
 
@@ -154,8 +174,9 @@ def gae_advantages(
     The backward recursion is vectorised over rows (one loop over time, as CleanRL's
     ``ppo.py`` and TRL's ``PPOTrainer`` do). TRL knobs: ``PPOConfig.gamma``, ``lam``.
 
-    Notebook: notebooks/03_ppo.ipynb, §4 "Generalised advantage estimation" (and its
-    "Truncation or termination?" part).
+    Notebook: notebooks/03_ppo.ipynb, §5 "Generalised advantage estimation" (and its
+    "Truncation or termination?" part), §10 "One PPO iteration by hand" and §13 "Exercises"
+    (GAE for a padded batch).
     """
     fn = "gae_advantages"
     unit_interval(fn, "gamma", gamma)
@@ -167,12 +188,13 @@ def gae_advantages(
     )  # V(x_{t+1}), 0 at end
     delta = r + gamma * v_next - v  # 0 at padding: r, v, v_next are all 0 there
     advantages = np.zeros_like(delta)
-    running = np.zeros_like(delta[..., 0])
+    running = np.zeros(delta.shape[:-1], delta.dtype)  # A_{T+1} = 0 (also when T = 0)
     for t in reversed(range(delta.shape[-1])):
         running = delta[..., t] + gamma * lam * running  # A_t = δ_t + γλ A_{t+1}
         advantages[..., t] = running
     advantages *= m
-    return advantages, (advantages + v) * m
+    inputs = dict(rewards=rewards, values=values, bootstrap_values=bootstrap_values)
+    return finite_result(fn, (advantages, (advantages + v) * m), **inputs)
 
 
 def whiten(x, mask=None, shift_mean: bool = True, ddof: int = 0, eps: float = 1e-8) -> np.ndarray:
@@ -181,23 +203,52 @@ def whiten(x, mask=None, shift_mean: bool = True, ddof: int = 0, eps: float = 1e
     $$\tilde x = \frac{x - \bar x}{\sqrt{s^2 + \varepsilon}}, \qquad
       \bar x = \frac{\sum m\,x}{\sum m}, \quad s^2 = \frac{\sum m\,(x - \bar x)^2}{\sum m - \mathrm{ddof}}$$
 
-    ``ddof=0`` (default) is the population variance, as in the seed's $\sigma$;
+    ``ddof=0`` (default) is the population variance, as in eq. 7's $\sigma$ (note ppo-3);
     ``ddof=1`` is TRL's ``masked_whiten`` (unbiased). ``shift_mean=False`` adds
     $\bar x$ back (TRL does this for rewards). Padded positions are 0 in the output.
+    Valid values that are all equal whiten to exactly 0 (no spread; their float mean may
+    differ from them by a rounding error, which would otherwise be blown up to $\pm 1$ for
+    a small ``eps``). Values whose squares would overflow or underflow are whitened at a
+    power-of-two scale, so ``whiten(a * x, eps=0)`` equals ``whiten(x, eps=0)`` for $a > 0$.
 
-    Notebook: notebooks/03_ppo.ipynb, §4 "Generalised advantage estimation" (its
-    whitening paragraph) and §9 "Implementation details, and where they live".
+    Notebook: notebooks/03_ppo.ipynb, §5 "Generalised advantage estimation" (its
+    whitening paragraph) and §10 "One PPO iteration by hand".
     """
     fn = "whiten"
+    one_of(fn, "ddof", ddof, (0, 1))
+    non_negative(fn, "eps", eps)
     shape = raw(x).shape
     m = mask_arg(fn, mask, shape)
     a = array_arg(fn, "x", x, m)
     n = m.sum()
     if n - ddof <= 0:
         raise ValueError(f"{fn}: mask selects {n} values, too few for ddof={ddof}")
-    mean = a.sum() / n
-    var = (((a - mean) * m) ** 2).sum() / (n - ddof)
-    out = (a - mean) / np.sqrt(var + eps)
-    if not shift_mean:
-        out = out + mean
-    return (out * m).astype(a.dtype)
+    valid = a[m]
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        if valid.max() == valid.min():  # no spread: every whitened value is 0
+            out, mean = np.zeros_like(a), valid[0]
+        else:
+            mean = a.sum() / n
+            var = (((a - mean) * m) ** 2).sum() / (n - ddof)
+            out = (a - mean) / np.sqrt(var + eps)
+            if not np.isfinite(out).all() or var + eps < _UNDERFLOW[a.dtype.itemsize >= 8]:
+                out, mean = _whiten_rescaled(a, m, ddof, eps)  # the same formula at scale 2^-e
+        if not shift_mean:
+            out = out + mean
+    return finite_result(fn, (out * m).astype(a.dtype), x=x)
+
+
+# Below this, squares of deviations lose digits to underflow: float32, float64.
+_UNDERFLOW = [np.finfo(t).tiny / np.finfo(t).eps for t in (np.float32, np.float64)]
+
+
+def _whiten_rescaled(a, m, ddof: int, eps: float):
+    r"""`whiten` of ``a`` computed on $u = a \cdot 2^{-e}$ (max $|u| < 1$): neither the mean's
+    sum nor the squares can overflow, and squares that matter cannot underflow."""
+    e = pow2_exponent(a[m])
+    u = np.ldexp(a, -e) * m
+    n = m.sum()
+    mean_u = u.sum() / n
+    var_u = (((u - mean_u) * m) ** 2).sum() / (n - ddof)
+    eps_u = a.dtype.type(np.ldexp(eps, -2 * e))  # may be inf: then eps dominates, out = 0
+    return (u - mean_u) / np.sqrt(var_u + eps_u), np.ldexp(mean_u, e)

@@ -1,6 +1,6 @@
 r"""KL divergence to the reference policy: estimators, the exact value, and the KL penalty.
 
-The seed's regularised objective (maximised) is
+The KL-regularised objective (eq. 5 of the equation sheet; maximised) is
 
 $$J(\theta) = \mathbb{E}_{x,y\sim \pi_\theta}[\,r_\phi(x,y)\,] - \beta.\,\textrm{KL}\big(\pi_\theta(\cdot|x)\;\|\;\pi_{\text{ref}}(\cdot|x)\big)$$
 
@@ -19,8 +19,12 @@ from ..autograd.engine import Tensor, make_result
 from ..autograd.ops import exp
 from ._checks import (
     array_arg,
+    finite_result,
+    integer,
     mask_arg,
+    non_empty,
     non_negative,
+    number,
     one_of,
     positive,
     raw,
@@ -55,20 +59,26 @@ def kl_penalty(logp, logp_ref, estimator: str = "k1", mask=None, max_log_ratio: 
     ``max_log_ratio`` caps $\log\rho$ inside the exponential of k3 so it cannot overflow
     (no gradient beyond the cap; OpenRLHF clamps the log-ratio at $\pm 10$).
 
-    Notebook: notebooks/03_ppo.ipynb, §7 "The KL-penalised reward" (the paragraph
-    on estimating the KL from samples).
+    Notebook: notebooks/03_ppo.ipynb, §8 "The KL-penalised reward" (the paragraph
+    on estimating the KL from samples) and §9 "KL estimators as losses: which KL each one
+    regularises" (the expected gradients, measured).
     """
     fn = "kl_penalty"
-    one_of(fn, "estimator", estimator, ("k1", "k2", "k3"))
     m = mask_arg(fn, mask, same_shape(fn, logp=logp, logp_ref=logp_ref))
-    logp = tensor_arg(fn, "logp", logp, m)
+    return _kl(fn, tensor_arg(fn, "logp", logp, m), logp_ref, estimator, m, max_log_ratio)
+
+
+def _kl(fn: str, logp: Tensor, logp_ref, estimator: str, m, max_log_ratio: float) -> Tensor:
+    """`kl_penalty` of a checked ``logp`` (padding zeroed); errors name the public ``fn``."""
+    one_of(fn, "estimator", estimator, ("k1", "k2", "k3"))
+    positive(fn, "max_log_ratio", max_log_ratio)
     logp_ref = tensor_arg(fn, "logp_ref", logp_ref, m)
-    log_ratio = logp_ref - logp  # log ρ
+    log_ratio = finite_result(fn, logp_ref - logp, logp=logp, logp_ref=logp_ref)  # log ρ
     if estimator == "k1":
         return -log_ratio
     if estimator == "k2":
-        return 0.5 * log_ratio * log_ratio
-    return _k3(log_ratio, max_log_ratio)
+        return finite_result(fn, 0.5 * log_ratio * log_ratio, logp=logp, logp_ref=logp_ref)
+    return finite_result(fn, _k3(log_ratio, max_log_ratio), max_log_ratio=max_log_ratio)
 
 
 def _k3(log_ratio: Tensor, cap: float) -> Tensor:
@@ -84,6 +94,8 @@ def _k3(log_ratio: Tensor, cap: float) -> Tensor:
 def _log_probs(fn: str, name: str, logits) -> Tensor:
     r"""``log_softmax(logits)`` over the last axis. A logit of $-\infty$ is a response of
     probability 0 (allowed); NaN, $+\infty$, or a row with no finite logit is an error."""
+    if raw(logits).ndim == 0 or raw(logits).shape[-1] == 0:
+        raise ValueError(f"{fn}: {name} needs at least one response (K >= 1 on the last axis)")
     zero = raw(logits) == -np.inf  # probability 0
     if zero.all(axis=-1).any():
         raise ValueError(f"{fn}: {name} has a row whose logits are all -inf (no distribution)")
@@ -99,17 +111,28 @@ def categorical_kl(logits_p, logits_q):
     A logit of $-\infty$ is a response of probability 0: $0 \log 0 = 0$, and the KL is
     $+\infty$ where $q_k = 0 < p_k$.
 
-    Notebook: notebooks/07_tabular_exact.ipynb, §2 "Exact KL on a categorical policy".
+    Notebook: notebooks/07_tabular_exact.ipynb, §2 "Exact KL on a categorical policy";
+    notebooks/03_ppo.ipynb, §9 "KL estimators as losses: which KL each one regularises".
     """
-    fn = "categorical_kl"
-    same_shape(fn, logits_p=logits_p, logits_q=logits_q)
-    logp = _log_probs(fn, "logits_p", logits_p)
-    logq = _log_probs(fn, "logits_q", logits_q)
+    return _categorical_kl("categorical_kl", logits_p, logits_q, "logits_p", "logits_q")
+
+
+def _categorical_kl(fn: str, logits_p, logits_q, name_p: str, name_q: str) -> Tensor:
+    """`categorical_kl`, with errors naming the public ``fn`` and its argument names."""
+    same_shape(fn, **{name_p: logits_p, name_q: logits_q})
+    logp = _log_probs(fn, name_p, logits_p)
+    logq = _log_probs(fn, name_q, logits_q)
     p = exp(logp)
-    zero = logp.data == -np.inf
-    if zero.any():  # p_k = 0: its term is 0 (not 0 * (-inf - log q_k) = NaN)
+    # p_k = 0: a logit of -inf, or one so far below the others that log p_k * (gradient)
+    # would overflow. Its term is 0 (not 0 * (-inf - log q_k) = NaN), and so is its gradient.
+    zero = logp.data < -np.sqrt(np.finfo(logp.dtype).max)
+    if zero.any():
         logp, logq = logp.masked_fill(zero, 0.0), logq.masked_fill(zero, 0.0)
-    return (p * (logp - logq)).sum(axis=-1)
+    kl = (p * (logp - logq)).sum(axis=-1)
+    exact_inf = ((raw(logits_q) == -np.inf) & ~zero).any(axis=-1)  # q_k = 0 < p_k: KL = +inf
+    if not np.where(exact_inf, kl.data == np.inf, np.isfinite(kl.data)).all():
+        finite_result(fn, kl, **{name_p: logits_p, name_q: logits_q})  # raises: an overflow
+    return kl
 
 
 def kl_penalized_rewards(score, logp, logp_ref, beta: float, mask=None, estimator: str = "k1"):
@@ -119,14 +142,17 @@ def kl_penalized_rewards(score, logp, logp_ref, beta: float, mask=None, estimato
 
     every token pays $\beta$ times the KL estimate (k1 by default: $\log\pi_\theta - \log\pi_{\rm ref}$),
     and the reward model's ``score`` (B,) is added on the last valid token $T_b$ of each row
-    (InstructGPT; TRL ``PPOTrainer``; RLHF_NOTES item 1). ``logp``, ``logp_ref``, ``mask``
-    are (B, T), right-padded. This turns the seed's $J(\theta)$ (maximised) into a sum of
+    (InstructGPT; note ppo-1). TRL's ``PPOTrainer`` differs: when a response is shorter than
+    its maximum length it adds the score one position *after* END. ``logp``, ``logp_ref``,
+    ``mask`` are (B, T), right-padded. This turns $J(\theta)$ of eq. 5 (maximised) into a sum of
     per-token rewards for `gae_advantages`. TRL knob: ``PPOConfig.kl_coef`` = ``beta``.
 
-    Notebook: notebooks/03_ppo.ipynb, §7 "The KL-penalised reward".
+    Notebook: notebooks/03_ppo.ipynb, §8 "The KL-penalised reward" and §10 "One PPO
+    iteration by hand".
     """
     fn = "kl_penalized_rewards"
     non_negative(fn, "beta", beta)
+    one_of(fn, "estimator", estimator, ("k1", "k2", "k3"))
     m = right_padded(fn, mask_arg(fn, mask, same_shape(fn, logp=logp, logp_ref=logp_ref)))
     if m.ndim != 2 or raw(score).shape != m.shape[:1]:
         raise ValueError(f"{fn}: score has shape {raw(score).shape}, expected ({m.shape[0]},)")
@@ -135,10 +161,10 @@ def kl_penalized_rewards(score, logp, logp_ref, beta: float, mask=None, estimato
         raise ValueError(
             f"{fn}: row {int(np.argmin(lengths))} of mask is empty (no token to score)"
         )
-    kl = kl_penalty(raw(logp), raw(logp_ref), estimator, m).data  # (B, T)
-    rewards = -beta * kl * m
+    kl = _kl(fn, tensor_arg(fn, "logp", raw(logp), m), raw(logp_ref), estimator, m, 20.0).data
+    rewards = -beta * kl * m  # (B, T)
     rewards[np.arange(len(lengths)), lengths - 1] += array_arg(fn, "score", score)
-    return rewards
+    return finite_result(fn, rewards, beta=beta, score=score, logp=logp, logp_ref=logp_ref)
 
 
 class AdaptiveKLController:
@@ -149,7 +175,7 @@ class AdaptiveKLController:
 
     TRL knobs: ``init_kl_coef``, ``target``, ``horizon`` (``adap_kl_ctrl=True`` in older TRL).
 
-    Notebook: notebooks/03_ppo.ipynb, §9 "Implementation details, and where they live"
+    Notebook: notebooks/03_ppo.ipynb, §12 "Implementation details, and where they live"
     (one row of its table, not stepped through).
     """
 
@@ -159,6 +185,16 @@ class AdaptiveKLController:
         self.horizon = positive("AdaptiveKLController", "horizon", horizon)
 
     def update(self, current_kl: float, n_steps: int) -> float:
+        r"""One update after ``n_steps`` samples; ``n_steps`` must stay below 5·horizon so
+        that the factor $1 + e\,n/{\rm horizon} \ge 1 - 0.2\,n/{\rm horizon}$ stays positive."""
+        fn = "AdaptiveKLController.update"
+        number(fn, "current_kl", current_kl)
+        integer(fn, "n_steps", n_steps, 0)
+        if n_steps >= 5 * self.horizon:
+            raise ValueError(
+                f"{fn}: n_steps={n_steps} must be < 5 * horizon = {5 * self.horizon}, "
+                f"or a KL above target could make beta negative"
+            )
         error = float(np.clip(current_kl / self.target - 1.0, -0.2, 0.2))
         self.value *= 1.0 + error * n_steps / self.horizon
         return self.value
@@ -172,7 +208,7 @@ class AdaptiveKLController:
 
 
 def kl_regularized_objective(logits, ref_logits, rewards, beta: float):
-    r"""The seed's regularised objective, exactly, for a categorical policy (to MAXIMISE).
+    r"""The KL-regularised objective (eq. 5), exactly, for a categorical policy (to MAXIMISE).
 
     $$J(\theta) = \mathbb{E}_{x,y\sim \pi_\theta}[\,r_\phi(x,y)\,] - \beta.\,\textrm{KL}\big(\pi_\theta(\cdot|x)\;\|\;\pi_{\text{ref}}(\cdot|x)\big)$$
 
@@ -182,16 +218,25 @@ def kl_regularized_objective(logits, ref_logits, rewards, beta: float):
     This is an objective: hand ``-J`` to a minimiser. Its maximiser is
     `kl_regularized_optimum`.
 
-    Notebook: notebooks/07_tabular_exact.ipynb, §3 "The KL-regularised objective";
-    notebooks/03_ppo.ipynb, §7 "The KL-penalised reward".
+    Notebook: notebooks/05_dpo.ipynb, §1 "The KL-regularised optimum and its partition function";
+    notebooks/07_tabular_exact.ipynb, §3 "The KL-regularised objective";
+    notebooks/03_ppo.ipynb, §8 "The KL-penalised reward".
     """
     fn = "kl_regularized_objective"
     non_negative(fn, "beta", beta)
-    same_shape(fn, logits=logits, ref_logits=ref_logits, rewards=rewards)
+    shape = same_shape(fn, logits=logits, ref_logits=ref_logits, rewards=rewards)
+    non_empty(fn, "logits", int(np.prod(shape)))
     logits = tensor_arg(fn, "logits", logits)
     probs = F.softmax(logits)
     expected_reward = (probs * array_arg(fn, "rewards", rewards)).sum(axis=-1)
-    return (expected_reward - beta * categorical_kl(logits, ref_logits)).mean()
+    finite_result(fn, expected_reward, logits=logits, rewards=rewards)
+    kl = _categorical_kl(fn, logits, ref_logits, "logits", "ref_logits")  # +inf if exact
+    if beta == 0 and np.isinf(kl.data).any():  # 0 * inf: with beta = 0 there is no KL term
+        kl = kl.masked_fill(np.isinf(kl.data), 0.0)
+    J = (expected_reward - beta * kl).mean()
+    if not np.isinf(kl.data).any():  # else J = -inf exactly: pi puts mass where pi_ref has none
+        finite_result(fn, J, logits=logits, rewards=rewards, beta=beta)
+    return J
 
 
 def kl_regularized_optimum(ref_logits, rewards, beta: float) -> tuple[np.ndarray, np.ndarray]:
@@ -200,14 +245,17 @@ def kl_regularized_optimum(ref_logits, rewards, beta: float) -> tuple[np.ndarray
     Returns ``(probs, value)`` with ``value`` $= \beta \log Z = \max J$, per prompt. A
     ``ref_logits`` entry of $-\infty$ is a response the reference never gives ($\pi^* = 0$).
 
-    Notebook: notebooks/07_tabular_exact.ipynb, §4 "The KL-regularised optimum".
+    Notebook: notebooks/05_dpo.ipynb, §1 "The KL-regularised optimum and its partition function";
+    notebooks/07_tabular_exact.ipynb, §3 "The KL-regularised objective";
+    notebooks/03_ppo.ipynb, §8 "The KL-penalised reward".
     """
     fn = "kl_regularized_optimum"
     positive(fn, "beta", beta)
     same_shape(fn, ref_logits=ref_logits, rewards=rewards)
     z = _log_probs(fn, "ref_logits", ref_logits).data + array_arg(fn, "rewards", rewards) / beta
     log_z = F.logsumexp(Tensor(z)).data  # log Z = log Σ π_ref e^{r/β}
-    return np.exp(z - log_z[..., None]), beta * log_z
+    result = np.exp(z - log_z[..., None]), beta * log_z
+    return finite_result(fn, result, rewards=rewards, beta=beta)
 
 
 def best_of_n_policy(ref_probs, rewards, n: int) -> np.ndarray:
@@ -221,22 +269,30 @@ def best_of_n_policy(ref_probs, rewards, n: int) -> np.ndarray:
     For distinct rewards the fraction is 1: $\pi_{\rm BoN}(y) = F(y)^n - F(y^-)^n$. Tied
     responses split their class's probability in proportion to $\pi_{\rm ref}$ (keep the
     first best drawn). Its KL to the reference is at most $\log n - (n-1)/n$ (Beirami et
-    al. 2024). ``ref_probs`` and ``rewards`` are 1-D (K,).
+    al. 2024). ``ref_probs`` and ``rewards`` are 1-D (K,); ``ref_probs`` must be a
+    distribution (non-negative, summing to 1 up to rounding), ``n`` an integer >= 1.
 
     Notebook: notebooks/07_tabular_exact.ipynb, §6 "Best-of-n".
     """
     fn = "best_of_n_policy"
-    if int(n) != n or n < 1:
-        raise ValueError(f"{fn}: n must be a positive integer, got {n}")
+    integer(fn, "n", n, 1)
     p = array_arg(fn, "ref_probs", ref_probs)
     r = array_arg(fn, "rewards", rewards)
     same_shape(fn, ref_probs=p, rewards=r)
     if p.ndim != 1:
         raise ValueError(f"{fn}: ref_probs and rewards must be 1-D, got shape {p.shape}")
+    tolerance = max(1e-6, 4 * p.size * np.finfo(p.dtype).eps)
+    if (p < 0).any() or not abs(p.sum() - 1.0) <= tolerance:
+        raise ValueError(
+            f"{fn}: ref_probs must be probabilities (>= 0, summing to 1), "
+            f"got min {p.min(initial=0.0):.3g} and sum {p.sum():.6g}"
+        )
     order = np.argsort(r)
     cdf = np.concatenate([[0.0], np.cumsum(p[order])])  # (K+1,) mass of the i lowest
     F_lt = cdf[np.searchsorted(r[order], r, side="left")]  # (K,) P(r < r_y)
     F_le = cdf[np.searchsorted(r[order], r, side="right")]  # (K,) P(r <= r_y)
     with np.errstate(invalid="ignore", divide="ignore"):
         share = np.where(p > 0, p / (F_le - F_lt), 0.0)  # 1 unless r_y is tied
-    return (np.clip(F_le, 0, 1) ** n - np.clip(F_lt, 0, 1) ** n) * share
+        probs = (np.clip(F_le, 0, 1) ** n - np.clip(F_lt, 0, 1) ** n) * share
+    # p_y too small to move the float cdf (F_le = F_lt): the first-order term n F^(n-1) p_y
+    return np.where(F_le > F_lt, probs, n * np.clip(F_le, 0, 1) ** (n - 1) * p)

@@ -1,7 +1,7 @@
 r"""The reward model's loss: Bradley–Terry on preference pairs.
 
-A reward model $r_\phi(x, y)$ scores one response. The seed document starts PPO
-"after training a reward model $r_\phi(x,y)$ on human preference data"; the standard
+A reward model $r_\phi(x, y)$ scores one response. The equation sheet's PPO starts from
+a reward model already trained on human preference data (eq. 1); the standard
 way (InstructGPT, TRL's ``RewardTrainer``) is the Bradley–Terry model, in which the
 probability that $y^+$ is preferred to $y^-$ is $\sigma(r_\phi(x, y^+) - r_\phi(x, y^-))$
 with $\sigma(z)=1/(1+e^{-z})$, and the reward model maximises the log-likelihood of the
@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd import functional as F
-from ._checks import non_negative, raw, same_shape, tensor_arg
+from ._checks import finite_result, non_empty, non_negative, raw, same_shape, tensor_arg
 
 
 def bradley_terry_loss(chosen_rewards, rejected_rewards, margin=None, center_coef: float = 0.0):
@@ -32,7 +32,8 @@ def bradley_terry_loss(chosen_rewards, rejected_rewards, margin=None, center_coe
     ========  =====  ==================================================================
 
     Sign: this is a *loss* — the negative log-likelihood, minimised. Computed with
-    ``F.logsigmoid``, finite for score gaps of $\pm 10^4$.
+    ``F.logsigmoid``, finite for score gaps of $\pm 10^4$. An empty batch (B = 0) is a
+    ValueError, as is a loss too large for the dtype (e.g. float32 scores near $10^{30}$).
 
     Options mirror TRL's ``RewardTrainer``: ``margin`` is its ``margin`` column,
     ``center_coef`` its ``RewardConfig.center_rewards_coefficient`` (Eisenstein et al. 2023).
@@ -41,7 +42,10 @@ def bradley_terry_loss(chosen_rewards, rejected_rewards, margin=None, center_coe
     §7 "Margin and centring".
     """
     fn = "bradley_terry_loss"
-    same_shape(fn, chosen_rewards=chosen_rewards, rejected_rewards=rejected_rewards, margin=margin)
+    shape = same_shape(
+        fn, chosen_rewards=chosen_rewards, rejected_rewards=rejected_rewards, margin=margin
+    )
+    non_empty(fn, "chosen_rewards", int(np.prod(shape)))
     chosen = tensor_arg(fn, "chosen_rewards", chosen_rewards)
     rejected = tensor_arg(fn, "rejected_rewards", rejected_rewards)
     non_negative(fn, "center_coef", center_coef)
@@ -51,16 +55,18 @@ def bradley_terry_loss(chosen_rewards, rejected_rewards, margin=None, center_coe
     loss = -F.logsigmoid(logits).mean()
     if center_coef:
         loss = loss + center_coef * ((chosen + rejected) ** 2).mean()
-    return loss
+    return finite_result(fn, loss, chosen_rewards=chosen, rejected_rewards=rejected, margin=margin)
 
 
 def preference_accuracy(chosen_rewards, rejected_rewards) -> float:
     """Fraction of pairs whose preferred response scores strictly higher (a tie counts as wrong).
 
-    Chance is 0.5; TRL logs it as ``accuracy`` in ``RewardTrainer``.
+    Chance is 0.5; TRL logs it as ``accuracy`` in ``RewardTrainer``. An empty batch is a
+    ValueError (a fraction of no pairs is undefined).
     """
     fn = "preference_accuracy"
-    same_shape(fn, chosen_rewards=chosen_rewards, rejected_rewards=rejected_rewards)
+    shape = same_shape(fn, chosen_rewards=chosen_rewards, rejected_rewards=rejected_rewards)
+    non_empty(fn, "chosen_rewards", int(np.prod(shape)))
     chosen = tensor_arg(fn, "chosen_rewards", raw(chosen_rewards)).data
     rejected = tensor_arg(fn, "rejected_rewards", raw(rejected_rewards)).data
     return float(np.mean(chosen > rejected))

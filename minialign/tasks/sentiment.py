@@ -148,9 +148,8 @@ class SentimentTask:
         valid = mask & ~ended  # (B, T) words of the continuation
         L = valid.sum(1)  # (B,)
         B = ids.shape[0]
-        counts = np.bincount((np.arange(B)[:, None] * V + ids)[valid], minlength=B * V).reshape(
-            B, V
-        )
+        cells = (np.arange(B)[:, None] * V + ids)[valid].astype(np.intp)  # wasm32: intp is int32
+        counts = np.bincount(cells, minlength=B * V).reshape(B, V)
         repeats = (np.maximum(counts - 1, 0) * self.is_adjective).sum(1)  # (B,)
         total_valence = (self.valence[ids] * valid).sum(1)
         Ls = np.maximum(L, 1)

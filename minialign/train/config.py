@@ -87,7 +87,20 @@ def describe(cls, name: str) -> str:
 
 
 @dataclass(frozen=True)
-class LoopConfig:
+class Settings:
+    """A frozen dataclass of `knob` fields, each checked when the object is made."""
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            check_field(type(self), f.name, getattr(self, f.name))
+        self.check()
+
+    def check(self) -> None:
+        """Rules that tie several fields together (none here)."""
+
+
+@dataclass(frozen=True)
+class LoopConfig(Settings):
     """The fields every loop shares: how long it runs, when it evaluates, logs and saves.
 
     A subclass re-declares a field to change its default and adds its own; it may
@@ -109,15 +122,28 @@ class LoopConfig:
         min=1,
     )
 
-    def __post_init__(self):
-        for f in dataclasses.fields(self):
-            check_field(type(self), f.name, getattr(self, f.name))
-        self.check()
-
-    def check(self) -> None:
-        """Rules that tie several fields together (none here)."""
-
     @property
     def eval_interval(self) -> int:
         """``eval_steps``, or ``steps // 10`` (at least 1) when it is None."""
         return self.eval_steps or max(1, self.steps // 10)
+
+
+@dataclass(frozen=True)
+class RolloutConfig(LoopConfig):
+    """What the loops that sample their own data (PPO, GRPO) share."""
+
+    temperature: float = knob(
+        1.0, "sampling temperature, also used for every log-prob in the loss", gt=0
+    )
+    missing_eos_penalty: float | None = knob(
+        None, "subtract this from the score of responses without END (None: no penalty; TRL's knob)"
+    )
+    eval_steps: int | None = knob(
+        10, "run eval_fn every this many iterations (None: steps // 10)", min=1
+    )
+
+    def check_divides(self, total: str, part: str) -> None:
+        """``getattr(self, total)`` must be a multiple of ``getattr(self, part)``."""
+        if getattr(self, total) % getattr(self, part):
+            raise ValueError(f"{type(self).__name__}.{total} ({getattr(self, total)}) must be a "
+                             f"multiple of {part} ({getattr(self, part)})")  # fmt: skip

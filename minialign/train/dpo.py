@@ -42,7 +42,7 @@ Implementation details:
    the history so far; ``checkpoint_path`` (every ``save_steps`` and at the end) saves a
    run state that ``resume=True`` continues to the same result, bitwise.
 
-The loop is `dpo_step` per batch; docs/implementation_notes.md DPO 1-6 explain the
+The loop is `dpo_step` per batch; the notes dpo-1 to dpo-6 of docs/implementation_notes.md explain the
 choices (summed log-probs and the implicit reward, log 2 at $\Delta = 0$, falling
 chosen rewards, the optimum, the variants, the precomputed reference).
 """
@@ -113,7 +113,10 @@ def dpo_step(policy, optimizer, pairs: PreferencePairs, ref_logps, rows,
              config: DPOConfig) -> dict[str, float]:  # fmt: skip
     """One update on the pairs ``rows``: $L_{\\rm DPO}$, backward, clip, step; its metrics.
 
-    ``ref_logps`` = (ref_chosen, ref_rejected), each (n,), from `reference_logprobs`."""
+    ``ref_logps`` = (ref_chosen, ref_rejected), each (n,), from `reference_logprobs`.
+
+    Notebook: notebooks/05_dpo.ipynb, §8 "One DPO step by hand" (written out, bitwise equal).
+    """
     chosen, rejected = _pair_logprobs(policy, pairs, rows)  # (B,), (B,)
     check_finite(chosen.data.sum() + rejected.data.sum(), "the sum of the policy log-probs")
     logps = (chosen, rejected, ref_logps[0][rows], ref_logps[1][rows])

@@ -24,17 +24,17 @@ This file reads in the order of one iteration (`grpo_iteration`):
 
 The implementation details (docs/implementation_notes.md): population $\sigma$ plus
 ``std_eps`` by default, ``std_ddof=1, std_eps=1e-4`` for TRL's Bessel $\sigma$ and ε,
-``scale_rewards="none"`` for Dr. GRPO's $A = r - \mu$ (GRPO 1); a group whose rewards are
-all equal gets $A = 0$ exactly and ``frac_zero_std`` counts them (GRPO 2); ``loss_type``
+``scale_rewards="none"`` for Dr. GRPO's $A = r - \mu$ (note grpo-1); a group whose rewards are
+all equal gets $A = 0$ exactly and ``frac_zero_std`` counts them (note grpo-2); ``loss_type``
 picks the aggregation, "grpo" (per-output token mean, then batch mean: length-biased),
 "bnpo"/"dapo" (token sum / token count) or "dr_grpo" (token sum / ($B\cdot$
-``max_new_tokens``)) (GRPO 3); ``importance_sampling_level`` "token" (DeepSeekMath, TRL)
-or "sequence" (one $\rho_i$ per output, a product of token ratios) (GRPO 4); with
+``max_new_tokens``)) (note grpo-3); ``importance_sampling_level`` "token" (DeepSeekMath, TRL)
+or "sequence" (one $\rho_i$ per output, a product of token ratios) (note grpo-4); with
 ``epochs=1`` the ratio is exactly 1 when the loss is computed, so the clip never binds
-(GRPO 5); $\beta\,k_3$ per token goes into the *loss*, not the reward, default
-$\beta = 0$ as TRL now defaults (GRPO 6); log-ratios are capped at 20 inside the
-exponentials (KL 3). Log-probs use the sampling ``temperature`` and the policy runs in
-eval mode, no dropout (PPO 5, 6). One AdamW optimiser (no weight decay, constant rate),
+(note grpo-5); $\beta\,k_3$ per token goes into the *loss*, not the reward, default
+$\beta = 0$ as TRL now defaults (note grpo-6); log-ratios are capped at 20 inside the
+exponentials (note kl-3). Log-probs use the sampling ``temperature`` and the policy runs in
+eval mode, no dropout (notes ppo-5 and ppo-6). One AdamW optimiser (no weight decay, constant rate),
 gradient clipped to ``max_grad_norm``. All randomness comes from ``rng``.
 
 Logged metrics, per iteration (step = number of updates before the rollout):
@@ -66,14 +66,14 @@ from ..objectives import (
     grpo_loss,
 )
 from ..optim import AdamW
-from .config import LoopConfig, knob
+from .config import RolloutConfig, knob
 from .history import History
 from .rollout import RewardFn, Rollout, Sampling, collect_rollout, policy_logprobs
 from .run import Run, get_rng, optimizer_step
 
 
 @dataclass(frozen=True)
-class GRPOConfig(LoopConfig):
+class GRPOConfig(RolloutConfig):
     """Every setting of `train_grpo` (TRL's ``GRPOConfig`` names where TRL has the knob)."""
 
     steps: int = knob(40, "GRPO iterations, each one rollout of groups then `epochs` steps", min=1)
@@ -110,25 +110,12 @@ class GRPOConfig(LoopConfig):
     )
     std_ddof: int = knob(0, "0: population σ (the equation); 1: Bessel's σ (TRL)", min=0, max=1)
     std_eps: float = knob(1e-8, "added to σ before dividing (TRL: 1e-4)", gt=0)
-    missing_eos_penalty: float | None = knob(
-        None, "subtract this from the reward of outputs without END (None: no penalty)"
-    )
-    temperature: float = knob(
-        1.0, "sampling temperature, also used for every log-prob in the loss", gt=0
-    )
     max_grad_norm: float | None = knob(
         1.0, "clip the gradient to this norm (None: no clipping)", gt=0
     )
-    eval_steps: int | None = knob(
-        10, "run eval_fn every this many iterations (None: steps // 10)", min=1
-    )
 
     def check(self) -> None:
-        if self.batch_size % self.num_generations:
-            raise ValueError(
-                f"GRPOConfig.batch_size ({self.batch_size}) must be a multiple of "
-                f"num_generations ({self.num_generations})"
-            )
+        self.check_divides("batch_size", "num_generations")
 
     @property
     def num_prompts(self) -> int:
@@ -238,7 +225,7 @@ def train_grpo(
     optimizer = AdamW(policy.parameters(), lr=config.learning_rate, weight_decay=0.0)
     saved = {"policy": policy, "optimizer": optimizer}
     with (
-        training_mode(False, policy),  # no dropout (PPO 5)
+        training_mode(False, policy),  # no dropout (note ppo-5)
         Run(
             "grpo",
             config,

@@ -42,14 +42,14 @@ with no END (cut off at ``max_new_tokens``) has its last token at position $P - 
 ($n$ response tokens), often $T - 1$, which ``tokens[:, :-1]`` leaves out: its bootstrap
 value $V(s_{T+1})$ = V(tokens <= P-1+n) needs the value model on all of ``tokens``.
 
-The implementation details (docs/implementation_notes.md, PPO 1-9): the score goes on the
-last response token and every token pays $-\beta k_1$ (PPO 1); GAE with $V = 0$ after
+The implementation details (docs/implementation_notes.md, notes ppo-1 to ppo-9): the score goes on the
+last response token and every token pays $-\beta k_1$ (note ppo-1); GAE with $V = 0$ after
 the end, returns before whitening, ``truncation`` "terminal" (as TRL) or "bootstrap"
-(PPO 2); population-variance whitening (PPO 3); the clipped value loss (PPO 4); a value
+(note ppo-2); population-variance whitening (note ppo-3); the clipped value loss (note ppo-4); a value
 model that starts as the reference's trunk with a zero head, and no dropout: policy and
-value model run in eval mode (PPO 5); log-probs under the sampling ``temperature`` (PPO 6);
-pad id distinct from END (PPO 7, checked by `Sampling`); the adaptive $\beta$ (PPO 8);
-shuffled minibatch epochs with an early stop on ``target_kl`` (PPO 9).
+value model run in eval mode (note ppo-5); log-probs under the sampling ``temperature`` (note ppo-6);
+pad id distinct from END (note ppo-7, checked by `Sampling`); the adaptive $\beta$ (note ppo-8);
+shuffled minibatch epochs with an early stop on ``target_kl`` (note ppo-9).
 Policy and value model are separate networks with separate AdamW optimisers (no weight
 decay, constant rates) and one backward pass of $L$; each network's gradient is clipped
 to ``max_grad_norm``. Adam undoes a gradient's scale, so $c_V$ acts only through the
@@ -89,14 +89,14 @@ from ..objectives import (
     whiten,
 )
 from ..optim import AdamW
-from .config import LoopConfig, knob
+from .config import RolloutConfig, knob
 from .history import History
 from .rollout import RewardFn, Rollout, Sampling, collect_rollout, policy_logprobs
 from .run import Run, get_rng, optimizer_step
 
 
 @dataclass(frozen=True)
-class PPOConfig(LoopConfig):
+class PPOConfig(RolloutConfig):
     """Every setting of `train_ppo` (TRL's ``PPOConfig`` names where TRL has the knob)."""
 
     steps: int = knob(40, "PPO iterations, each one rollout then `epochs` passes of updates", min=1)
@@ -137,25 +137,12 @@ class PPOConfig(LoopConfig):
         "a response cut off at max_new_tokens counts as ended ('terminal') or bootstraps V ('bootstrap')",
         choices=("terminal", "bootstrap"),
     )
-    missing_eos_penalty: float | None = knob(
-        None, "subtract this from the score of responses without END (None: no penalty)"
-    )
-    temperature: float = knob(
-        1.0, "sampling temperature, also used for every log-prob in the loss", gt=0
-    )
     max_grad_norm: float | None = knob(
         1.0, "clip each network's gradient to this norm (None: no clipping)", gt=0
     )
-    eval_steps: int | None = knob(
-        10, "run eval_fn every this many iterations (None: steps // 10)", min=1
-    )
 
     def check(self) -> None:
-        if self.batch_size % self.num_mini_batches:
-            raise ValueError(
-                f"PPOConfig.batch_size ({self.batch_size}) must be a multiple of "
-                f"num_mini_batches ({self.num_mini_batches})"
-            )
+        self.check_divides("batch_size", "num_mini_batches")
 
     @property
     def mini_batch_size(self) -> int:
@@ -350,7 +337,7 @@ def train_ppo(
     rng = get_rng(rng)
     state = PPOState.create(policy, reference, config, value_model)
     with (
-        training_mode(False, state.policy, state.value_model),  # no dropout (PPO 5)
+        training_mode(False, state.policy, state.value_model),  # no dropout (note ppo-5)
         Run(
             "ppo",
             config,

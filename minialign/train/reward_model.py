@@ -33,13 +33,12 @@ Implementation details:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..autograd import no_grad
-from ..nn.critics import RewardModel
+from ..nn.critics import RewardModel, last_response_index
 from ..nn.module import training_mode
 from ..objectives import bradley_terry_loss, preference_accuracy
 from ..optim import AdamW, LinearSchedule, param_groups
@@ -68,15 +67,28 @@ class RewardConfig(LoopConfig):
     )
 
 
-def reward_fn(rm: RewardModel) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+#: Rows scored per forward pass by `reward_fn`. A multiple of 24: OpenBLAS then computes each
+#: row of a matrix product exactly as it would in one pass over all rows (measured on the
+#: project's machine), so scoring in chunks gives the same bits while holding ~100 MB, not
+#: the ~1 GB that best-of-64 over 512 prompts (33,280 rows) needs in one pass.
+SCORE_CHUNK_ROWS = 4800
+
+
+def reward_fn(rm: RewardModel, chunk_rows: int = SCORE_CHUNK_ROWS):
     """``rm`` as a plain reward function ``(tokens, response_mask) -> (B,) float64``, no grad.
 
-    This is the *proxy* reward handed to PPO, GRPO and best-of-n.
+    This is the *proxy* reward handed to PPO, GRPO and best-of-n. Large batches are scored
+    ``chunk_rows`` rows at a time (every chunk reads the same columns).
     """
 
     def score(tokens: np.ndarray, response_mask: np.ndarray) -> np.ndarray:
+        length = int(last_response_index(response_mask).max()) + 1  # the same for every chunk
+        out = np.empty(len(tokens), dtype=np.float64)
         with training_mode(False, rm), no_grad():
-            return rm.score(tokens, response_mask).data.astype(np.float64)
+            for i in range(0, len(tokens), chunk_rows):
+                rows = slice(i, i + chunk_rows)
+                out[rows] = rm.score(tokens[rows], response_mask[rows], length=length).data
+        return out
 
     return score
 

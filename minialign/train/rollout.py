@@ -38,7 +38,7 @@ RewardFn = Callable[[np.ndarray, np.ndarray], "np.ndarray | Mapping[str, np.ndar
 class Sampling:
     """How responses are drawn: up to ``max_new_tokens``, ``stop_token`` ends a response
     (and is kept), ``pad_id`` fills the rest of the row. The pad id must differ from the
-    stop token, or the model never learns to stop (implementation note PPO 7)."""
+    stop token, or the model never learns to stop (note ppo-7 of docs/implementation_notes.md)."""
 
     max_new_tokens: int
     stop_token: int
@@ -54,7 +54,7 @@ class Sampling:
         if self.stop_token == self.pad_id:
             raise ValueError(
                 f"Sampling: pad_id ({self.pad_id}) must differ from stop_token "
-                "(implementation note PPO 7: otherwise the model never learns to stop)"
+                "(note ppo-7 of docs/implementation_notes.md: otherwise the model never learns to stop)"
             )
 
     @classmethod

@@ -23,14 +23,13 @@ import json
 import math
 import os
 import time
-import zipfile
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from ..autograd import Tensor, get_rng
-from ..checkpoint import remove_orphans, write_npz_atomic
+from ..checkpoint import read_json_entry, read_npz, remove_orphans, restore_rng, write_npz_atomic
 from ..nn.module import Module
 from ..optim import Optimizer, clip_grad_norm
 from .config import LoopConfig
@@ -83,50 +82,30 @@ def save_run_state(path, *, step: int, saved: dict, rng: np.random.Generator, hi
 def load_run_state(path, *, saved: dict, rng: np.random.Generator) -> tuple[int, History]:
     """Restore what `save_run_state` wrote into ``saved`` and ``rng``; returns (step, history).
 
-    Everything is checked before anything is restored; every error names the file."""
-    arrays = _read_arrays(path)
-    meta = _run_meta(path, arrays)
-    sections = {}
-    for name in saved:
-        prefix = f"{name}/"
-        sections[name] = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
-        if not sections[name]:
-            raise ValueError(f"{path}: a run state without '{name}' entries (not this kind of run)")
+    The file is read without trusting it (`minialign.archive.read_npz`); every error is a
+    ValueError naming the file and the entry."""
+    arrays = read_npz(path)
+    meta = read_json_entry(path, arrays, "__run__", {"step": int, "rng": dict, "history": dict},
+                           "a minialign run state")  # fmt: skip
+    if meta["step"] < 0:
+        raise ValueError(f"{path}: entry '__run__' key 'step' must be >= 0, got {meta['step']}")
     try:
         history = History.from_dict(meta["history"])
-        for name, obj in saved.items():
-            obj.load_state_dict(sections[name])
-        rng.bit_generator.state = meta["rng"]
-    except (TypeError, KeyError, ValueError, AttributeError) as e:
-        raise ValueError(f"{path}: cannot restore the run state: {e}") from e
-    return meta["step"], history
-
-
-def _read_arrays(path) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {k: npz[k] for k in npz.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+    except (KeyError, TypeError, ValueError) as e:
         raise ValueError(
-            f"{path}: not a readable minialign run state ({type(e).__name__}: {e})"
-        ) from e
-
-
-def _run_meta(path, arrays: dict) -> dict:
-    if "__run__" not in arrays or arrays["__run__"].dtype.kind != "U":
-        raise ValueError(f"{path}: not a minialign run state (no '__run__' text entry)")
-    try:
-        meta = json.loads(str(arrays["__run__"]))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: its '__run__' entry is not JSON ({e})") from e
-    if not isinstance(meta, dict) or not {"step", "rng", "history"} <= meta.keys():
-        raise ValueError(f"{path}: its '__run__' entry lacks step, rng and history")
-    step = meta["step"]
-    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-        raise ValueError(f"{path}: step must be an integer >= 0, got {step!r}")
-    if not isinstance(meta["rng"], dict) or not isinstance(meta["history"], dict):
-        raise ValueError(f"{path}: rng and history must be JSON objects")
-    return meta
+            f"{path}: entry '__run__' key 'history' is not a history ({e!r})"
+        ) from None
+    for name, obj in saved.items():
+        prefix = f"{name}/"
+        state = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+        if not state:
+            raise ValueError(f"{path}: no entries {prefix}*; a run state of another kind of run")
+        try:
+            obj.load_state_dict(state)
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"{path}: entries {prefix}*: {e}") from None
+    restore_rng(path, rng, meta["rng"], "entry '__run__' key 'rng'")
+    return meta["step"], history
 
 
 class Run:

@@ -63,7 +63,7 @@ def unigram_entropy(tokens, mask=None) -> float:
     """
     tokens = np.asarray(tokens)
     keep = np.ones(tokens.shape, bool) if mask is None else np.asarray(mask) > 0
-    counts = np.bincount(tokens[keep].ravel())
+    counts = np.bincount(tokens[keep].ravel().astype(np.intp))  # wasm32: intp is int32
     p = counts[counts > 0] / counts.sum()
     return float(-(p * np.log(p)).sum())
 
