@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .frontier_curves import KNOBS, envelope, frontier_table, seed_envelopes, table_markdown
 from .frontier_methods import (
     PAIR_SOURCES,
     Setup,
@@ -48,8 +49,6 @@ from .pretrained import load_reference, make_task, single_thread_blas
 from .train import RewardConfig, Sampling, reward_fn, train_reward_model
 
 METHODS = ("dpo", "ppo", "ppo_gt", "preferred_ft", "unlikelihood", "grpo", "best_of_n")
-KNOBS = {"dpo": "tau", "ppo": "beta", "ppo_gt": "beta", "grpo": "beta", "preferred_ft": None,
-         "unlikelihood": "alpha", "best_of_n": "n", "optimum": "beta"}  # fmt: skip
 FROM_PAIRS = {"dpo", "ppo", "grpo", "preferred_ft", "unlikelihood", "best_of_n"}
 
 
@@ -166,7 +165,7 @@ def frontier_command(run, config: FrontierConfig, *, seeds: int, seed: int, prog
 
     ``summary.json`` (the points) and ``metrics.jsonl`` are rewritten after every run,
     ``frontier.png`` at most every 30 s and at the end (also after Ctrl-C)."""
-    from .frontier_plots import plot_frontier_curves
+    from .frontier_curves import plot_frontier_curves
     from .rundir import ignore_interrupts
 
     run.start("frontier", dict(config=asdict(config), seeds=seeds, seed=seed))
@@ -236,54 +235,5 @@ def _run_one(setup: Setup, method: str, knob_value, index: int, log):
     return points, rows
 
 
-# -- the frontier of a set of points ------------------------------------------------------
-
-
-def envelope(kl, reward, budgets) -> np.ndarray:
-    r"""$E(c) = \max\{r_i : \mathrm{KL}_i \le c\}$ for each budget $c$ (NaN where no point fits)."""
-    kl, reward, budgets = (np.asarray(a, np.float64) for a in (kl, reward, budgets))
-    if kl.shape != reward.shape or kl.ndim != 1:
-        raise ValueError(
-            f"envelope: kl and reward must be 1-D of one length, got {kl.shape}, {reward.shape}"
-        )
-    if not (np.isfinite(kl).all() and np.isfinite(reward).all()):
-        raise ValueError("envelope: kl and reward must be finite")
-    if len(kl) == 0:
-        return np.full(budgets.shape, np.nan)
-    order = np.argsort(kl, kind="stable")
-    best = np.maximum.accumulate(reward[order])  # best reward among the i smallest KLs
-    last = np.searchsorted(kl[order], budgets, side="right") - 1  # last point with KL <= c
-    return np.where(last >= 0, best[np.maximum(last, 0)], np.nan)
-
-
-def seed_envelopes(points, method: str, budgets) -> tuple[list[int], np.ndarray]:
-    """(seeds, (S, len(budgets)) envelopes), one row per seed of ``method``."""
-    seeds = sorted({p["seed"] for p in points if p["method"] == method})
-    rows = []
-    for s in seeds:
-        mine = [p for p in points if p["method"] == method and p["seed"] == s]
-        rows.append(envelope([p["kl"] for p in mine], [p["true_reward"] for p in mine], budgets))
-    return seeds, np.array(rows).reshape(len(seeds), len(np.atleast_1d(budgets)))
-
-
-def frontier_table(points, budgets=(1.0, 2.0, 4.0)) -> list[dict]:
-    """Per method, the best true reward at KL ≤ each budget: mean, std over seeds (ddof 1), n."""
-    table = []
-    for method in dict.fromkeys(p["method"] for p in points):
-        seeds, env = seed_envelopes(points, method, budgets)
-        spread = env.std(axis=0, ddof=1) if len(seeds) > 1 else np.full(len(budgets), np.nan)
-        table.append({"method": method, "seeds": len(seeds), "budgets": list(budgets),
-                      "mean": env.mean(axis=0).tolist(), "std": spread.tolist()})  # fmt: skip
-    return table
-
-
-def table_markdown(table: list[dict]) -> str:
-    """`frontier_table` as a Markdown table: "mean ± std" per budget."""
-    budgets = table[0]["budgets"]
-    head = "| method | seeds | " + " | ".join(f"KL ≤ {b:g}" for b in budgets) + " |"
-    lines = [head, "|---|---:|" + "---:|" * len(budgets)]
-    for row in table:
-        cells = [f"{m:+.2f}" + (f" ± {s:.2f}" if np.isfinite(s) else "") if np.isfinite(m) else "–"
-                 for m, s in zip(row["mean"], row["std"])]  # fmt: skip
-        lines.append(f"| {row['method']} | {row['seeds']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+__all__ = ["FrontierConfig", "run_frontier", "frontier_command", "envelope", "seed_envelopes",
+           "frontier_table", "table_markdown", "KNOBS", "METHODS"]  # fmt: skip

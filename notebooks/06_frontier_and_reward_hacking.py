@@ -93,8 +93,8 @@ warnings.filterwarnings("ignore", category=TqdmWarning)
 import minialign as ma
 from minialign.demo import DemoConfig, run_demo
 from minialign.frontier import envelope, frontier_table, seed_envelopes, table_markdown
+from minialign.frontier_curves import plot_frontier_curves
 from minialign.frontier_methods import make_pairs, tilted
-from minialign.frontier_plots import plot_frontier_curves
 from minialign.nn import RewardModel, generate, sequence_logprobs
 from minialign.objectives import kl_penalized_rewards
 from minialign.plots import plot_frontier

@@ -17,8 +17,8 @@ from minialign.frontier import (
     seed_envelopes,
     table_markdown,
 )
+from minialign.frontier_curves import plot_frontier_curves
 from minialign.frontier_methods import make_pairs, tilted, unlikelihood_loss
-from minialign.frontier_plots import plot_frontier_curves
 from minialign.gradcheck import gradcheck
 from minialign.nn import generate
 from minialign.pretrained import load_reference, make_task

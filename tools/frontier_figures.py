@@ -74,7 +74,7 @@ def run(config, seeds=SEEDS):
 def main_run() -> None:
     from minialign import plots
     from minialign.frontier import FrontierConfig, frontier_table, table_markdown
-    from minialign.frontier_plots import plot_frontier_curves
+    from minialign.frontier_curves import plot_frontier_curves
 
     config = FrontierConfig()
     points, seconds = run(config)

@@ -1,12 +1,74 @@
-"""The figure of ``minialign frontier``: `plot_frontier_curves`.
+r"""A method's frontier from its points (``minialign frontier``'s summary.json): the envelope,
+the table at a few KL budgets, and the figure.
 
-Kept out of `minialign.plots` only to keep each module short enough to read in one sitting."""
+A point is a dict with ``method``, ``seed``, ``kl`` and ``true_reward`` (and the run's knob).
+A method's frontier is the **upper envelope** of its points, $E(c) = \max\{r_i : \mathrm{KL}_i \le c\}$,
+one per seed (`envelope`, `seed_envelopes`); `frontier_table` reads it at a few budgets as mean
+± standard deviation over seeds; `plot_frontier_curves` draws every point and every frontier.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+
+KNOBS = {"dpo": "tau", "ppo": "beta", "ppo_gt": "beta", "grpo": "beta", "preferred_ft": None,
+         "unlikelihood": "alpha", "best_of_n": "n", "optimum": "beta"}  # fmt: skip
+
+
+def envelope(kl, reward, budgets) -> np.ndarray:
+    r"""$E(c) = \max\{r_i : \mathrm{KL}_i \le c\}$ for each budget $c$ (NaN where no point fits)."""
+    kl, reward, budgets = (np.asarray(a, np.float64) for a in (kl, reward, budgets))
+    if kl.shape != reward.shape or kl.ndim != 1:
+        raise ValueError(
+            f"envelope: kl and reward must be 1-D of one length, got {kl.shape}, {reward.shape}"
+        )
+    if not (np.isfinite(kl).all() and np.isfinite(reward).all()):
+        raise ValueError("envelope: kl and reward must be finite")
+    if len(kl) == 0:
+        return np.full(budgets.shape, np.nan)
+    order = np.argsort(kl, kind="stable")
+    best = np.maximum.accumulate(reward[order])  # best reward among the i smallest KLs
+    last = np.searchsorted(kl[order], budgets, side="right") - 1  # last point with KL <= c
+    return np.where(last >= 0, best[np.maximum(last, 0)], np.nan)
+
+
+def seed_envelopes(points, method: str, budgets) -> tuple[list[int], np.ndarray]:
+    """(seeds, (S, len(budgets)) envelopes), one row per seed of ``method``."""
+    seeds = sorted({p["seed"] for p in points if p["method"] == method})
+    rows = []
+    for s in seeds:
+        mine = [p for p in points if p["method"] == method and p["seed"] == s]
+        rows.append(envelope([p["kl"] for p in mine], [p["true_reward"] for p in mine], budgets))
+    return seeds, np.array(rows).reshape(len(seeds), len(np.atleast_1d(budgets)))
+
+
+def frontier_table(points, budgets=(1.0, 2.0, 4.0)) -> list[dict]:
+    """Per method, the best true reward at KL ≤ each budget: mean, std over seeds (ddof 1), n."""
+    table = []
+    for method in dict.fromkeys(p["method"] for p in points):
+        seeds, env = seed_envelopes(points, method, budgets)
+        spread = env.std(axis=0, ddof=1) if len(seeds) > 1 else np.full(len(budgets), np.nan)
+        table.append({"method": method, "seeds": len(seeds), "budgets": list(budgets),
+                      "mean": env.mean(axis=0).tolist(), "std": spread.tolist()})  # fmt: skip
+    return table
+
+
+def table_markdown(table: list[dict]) -> str:
+    """`frontier_table` as a Markdown table: "mean ± std" per budget."""
+    budgets = table[0]["budgets"]
+    head = "| method | seeds | " + " | ".join(f"KL ≤ {b:g}" for b in budgets) + " |"
+    lines = [head, "|---|---:|" + "---:|" * len(budgets)]
+    for row in table:
+        cells = [f"{m:+.2f}" + (f" ± {s:.2f}" if np.isfinite(s) else "") if np.isfinite(m) else "–"
+                 for m, s in zip(row["mean"], row["std"])]  # fmt: skip
+        lines.append(f"| {row['method']} | {row['seeds']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+# -- the figure -----------------------------------------------------------------------------
+
 
 _FRONTIER_STYLE = {  # method -> (color, marker, legend label)
     "optimum": ("black", "", "KL-regularised optimum (estimate)"),
@@ -33,8 +95,6 @@ def plot_frontier_curves(points: Sequence[Mapping], ax=None, *, label_knobs: boo
     Returns the axes.
     """
     import matplotlib.pyplot as plt
-
-    from .frontier import KNOBS, seed_envelopes
 
     if not points:
         raise ValueError("plot_frontier_curves: points is empty")
