@@ -322,12 +322,15 @@ def _pretrain(args) -> None:
 
 def _plot(args) -> None:
     from .demo import draw_run
+    from .frontier import draw_frontier_run, is_frontier_run
     from .runs import draw_history
 
     path = Path(args.run_dir)
     if not path.is_dir():
         raise UsageError(f"{path} {'is not a directory' if path.exists() else 'does not exist'}")
-    if (path / "summary.json").exists():
+    if (path / "summary.json").exists() and is_frontier_run(path):
+        written = draw_frontier_run(path)
+    elif (path / "summary.json").exists():
         written = draw_run(path)
     elif (path / "history.json").exists():
         written = draw_history(path)

@@ -20,16 +20,23 @@ along training. Here, on the sentiment task:
    sampling from $\pi_{\rm ref}$ (`kl_regularised_optimum`), the curve no method can beat.
 
 A method's frontier is the **upper envelope** of its points, $E(c) = \max\{r_i : \mathrm{KL}_i \le c\}$,
-one per seed (`envelope`); `frontier_table` reports it at a few KL budgets as mean ± standard
-deviation over seeds. Knobs are matched so that each asks for the same optimum
-$\pi_{\rm ref}\,e^{\beta_{BT} r/\beta}$: PPO's $\beta$ = 1/DPO's $\tau$, PPO-GT's $\beta$ = PPO's / $\beta_{BT}$.
+one per seed; `frontier_table` reports it at a few KL budgets as mean ± standard deviation
+over seeds (`minialign.frontier_curves`, re-exported here, also draws the figure). Knobs are
+matched so that each asks for the same optimum $\pi_{\rm ref}\,e^{\beta_{BT} r/\beta}$ (if the
+reward model learned $\beta_{BT} r$): PPO's $\beta$ = 1/DPO's $\tau$, PPO-GT's $\beta$ = PPO's / $\beta_{BT}$.
+
+``frontier_command`` is the command line's ``minialign frontier``: it writes a run directory
+(`minialign.rundir.RunDir`) as results come in; ``tools/frontier_figures.py`` regenerates the
+README's figure and table and the ablations of notebook 06.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -193,6 +200,23 @@ def frontier_command(run, config: FrontierConfig, *, seeds: int, seed: int, prog
     return table_markdown(frontier_table(run.records))
 
 
+def is_frontier_run(path) -> bool:
+    """Whether run directory ``path`` was written by ``minialign frontier`` (its run.json)."""
+    info = Path(path) / "run.json"
+    return info.is_file() and json.loads(info.read_text()).get("command") == "frontier"
+
+
+def draw_frontier_run(path) -> list:
+    """(Re)draw ``frontier.png`` of a ``minialign frontier`` directory from its summary.json."""
+    from .frontier_curves import plot_frontier_curves
+    from .rundir import RunDir
+
+    run = RunDir(path)
+    points, _ = run.read_results()
+    run.written.add("frontier.png")  # redrawing replaces our own picture
+    return [run.save_figure("frontier.png", plot_frontier_curves(points).figure)]
+
+
 def _prepare(config, task, reference, sampling, eval_prompts, s, progress, log):
     """Seed ``s``'s pairs and reward model: a `Setup` and the reward model's metric rows."""
     rng = np.random.default_rng(s)
@@ -235,5 +259,5 @@ def _run_one(setup: Setup, method: str, knob_value, index: int, log):
     return points, rows
 
 
-__all__ = ["FrontierConfig", "run_frontier", "frontier_command", "envelope", "seed_envelopes",
+__all__ = ["FrontierConfig", "run_frontier", "frontier_command", "draw_frontier_run", "is_frontier_run", "envelope", "seed_envelopes",
            "frontier_table", "table_markdown", "KNOBS", "METHODS"]  # fmt: skip

@@ -60,6 +60,13 @@ def test_smoke_run_writes_every_file_and_every_method_traces_a_curve(smoke_run):
     assert not list(smoke_run.glob(".*tmp*")), "a temporary file was left behind"
 
 
+def test_plot_redraws_a_frontier_run(smoke_run, capsys):
+    (smoke_run / "frontier.png").unlink()
+    assert main(["plot", str(smoke_run)]) == 0
+    assert (smoke_run / "frontier.png").stat().st_size > 0
+    assert "frontier.png" in capsys.readouterr().out
+
+
 def test_frontier_never_overwrites_a_run_without_force(smoke_run, capsys):
     before = (smoke_run / "summary.json").read_bytes()
     assert main(["frontier", "--quick", "--out", str(smoke_run), "--no-progress"]) == 2
