@@ -1,6 +1,7 @@
 """The ``minialign`` command (also ``python -m minialign``).
 
     minialign demo [--quick] [--out DIR | --name NAME] [--force] [--seed N]
+    minialign frontier [--quick] [--seeds N] [--out DIR | --name NAME] [--force] [--seed N]
     minialign train {sft,rm,ppo,grpo,dpo} [--steps N --learning-rate X --beta X ...]
     minialign pretrain {sentiment,arithmetic} [--out FILE]
     minialign plot RUN_DIR
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import json
 import os
 import sys
@@ -26,105 +26,15 @@ import time
 from pathlib import Path
 
 from .check.cli import add_check_parser, add_exercises_parser
+from .flags import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    Parser,
+    add_config_arguments,
+    config_from_args,
+)
 from .rundir import RunDir, UsageError, ignore_interrupts
-from .train.config import check_field, describe, field_type
-
-EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
-
-
-class _Formatter(argparse.HelpFormatter):
-    """Adds "(default: X)" to every help line that has a default worth showing."""
-
-    def _get_help_string(self, action):
-        text = action.help or ""
-        if "(default:" in text or action.default in (None, False, argparse.SUPPRESS):
-            return text
-        return text + " (default: %(default)s)"
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse with defaults in every help line, no prefix matching (``--beta`` is never
-    read as ``--beta-bt``), and one-line errors."""
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("formatter_class", _Formatter)
-        kwargs["allow_abbrev"] = False
-        super().__init__(*args, **kwargs)
-
-    def error(self, message: str):
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-    def parse_known_args(self, args=None, namespace=None):
-        """Unknown flags are an error of the (sub)command they follow, with its usage."""
-        namespace, extras = super().parse_known_args(args, namespace)
-        if extras:
-            self.error(f"unrecognized arguments: {' '.join(extras)}")
-        return namespace, extras
-
-
-# -- flags generated from a config dataclass ------------------------------------------
-
-
-def _field_parser(cls, name: str):
-    """A ``type=`` for argparse: text -> a valid value of field ``name`` of ``cls``."""
-    kind, optional = field_type(cls, name)
-
-    def parse(text: str):
-        if optional and text.strip().lower() == "none":
-            value = None
-        else:
-            try:
-                value = kind(text)
-            except ValueError:
-                raise argparse.ArgumentTypeError(
-                    f"expected {'an integer' if kind is int else 'a number'}, got {text!r}"
-                ) from None
-        try:
-            return check_field(cls, name, value)
-        except ValueError as e:  # "PPOConfig.beta must be >= 0, got -1.0" -> "must be ..."
-            raise argparse.ArgumentTypeError(str(e).split(" ", 1)[1]) from None
-
-    parse.__name__ = kind.__name__
-    return parse
-
-
-def _config_fields(cls) -> list[dataclasses.Field]:
-    """The fields of ``cls``, its own first (in the order written), then the shared ones."""
-    own = list(vars(cls).get("__annotations__", {}))
-    fields = dataclasses.fields(cls)
-    return sorted(fields, key=lambda f: own.index(f.name) if f.name in own else len(own))
-
-
-def add_config_arguments(parser: argparse.ArgumentParser, cls, only=None) -> None:
-    """One ``--field-name`` per field of config ``cls``, with its doc, default and range.
-
-    A flag that is not given leaves no attribute (``argparse.SUPPRESS``), so the config's
-    own default applies and a command can tell which flags were given."""
-    group = parser.add_argument_group(f"{cls.__name__} ({cls.__module__}.{cls.__name__})")
-    for f in _config_fields(cls):
-        if only is not None and f.name not in only:
-            continue
-        kind, optional = field_type(cls, f.name)
-        flag = "--" + f.name.replace("_", "-")
-        unset = " ('none' to unset)" if optional and f.default is not None else ""
-        common = dict(dest=f.name, default=argparse.SUPPRESS,
-                      help=f"{describe(cls, f.name)}{unset} (default: {f.default})")  # fmt: skip
-        if kind is bool:
-            group.add_argument(flag, action=argparse.BooleanOptionalAction, **common)
-        elif kind is str:
-            group.add_argument(flag, choices=f.metadata["choices"], **common)
-        else:
-            group.add_argument(flag, type=_field_parser(cls, f.name),
-                               metavar=kind.__name__.upper(), **common)  # fmt: skip
-
-
-def config_from_args(cls, args: argparse.Namespace, **overrides):
-    """The config ``cls`` with the fields given as flags (and ``overrides``) set."""
-    given = {
-        f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)
-    }
-    return cls(**{**given, **overrides})
-
 
 # -- the parser -------------------------------------------------------------------------
 
@@ -175,6 +85,16 @@ def _add_train_parsers(sub) -> None:
         _add_run_options(p, resume=True)
 
 
+def _seeds(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not 1 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"expected an integer from 1 to 100, got {value}")
+    return value
+
+
 def _positive(text: str) -> float:
     try:
         value = float(text)
@@ -196,6 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="every method on the sentiment task, one table and plot")
     demo.add_argument("--quick", action="store_true", help="a smaller run (about 20 s)")
     _add_run_options(demo)
+
+    front = sub.add_parser("frontier", help="the DPO paper's Figure 2 in miniature, over seeds")
+    front.add_argument("--quick", action="store_true", help="a smaller run (about 1 min)")
+    front.add_argument("--seeds", type=_seeds, default=3, metavar="N",
+                       help="repeat every run with N seeds (1 to 100)")  # fmt: skip
+    _add_run_options(front)
 
     _add_train_parsers(sub)
 
@@ -239,6 +165,20 @@ def _demo(args) -> RunDir:
     run.finish("complete", seconds=round(time.perf_counter() - t0, 1))
     print(f"\nwrote {run.path}/ (summary.json, metrics.jsonl, frontier.png, curves.png) "
           f"in {time.perf_counter() - t0:.0f} s, peak memory {run.info['peak_memory_mb']} MB")  # fmt: skip
+    return run
+
+
+def _frontier(args) -> RunDir:
+    from .frontier import FrontierConfig, frontier_command
+
+    run = _run_dir(args, "frontier")
+    config = FrontierConfig.quick() if args.quick else FrontierConfig()
+    t0 = time.perf_counter()
+    table = frontier_command(run, config, seeds=args.seeds, seed=args.seed,
+                             progress=not args.no_progress)  # fmt: skip
+    print(f"\nbest true reward at KL <= 1, 2, 4 nats (mean ± std over seeds):\n{table}")
+    print(f"\nwrote {run.path}/ (summary.json, metrics.jsonl, frontier.png) in "
+          f"{time.perf_counter() - t0:.0f} s, peak memory {run.info['peak_memory_mb']} MB")  # fmt: skip
     return run
 
 
@@ -291,12 +231,15 @@ def _pretrain(args) -> None:
 
 def _plot(args) -> None:
     from .demo import draw_run
+    from .frontier import draw_frontier_run, is_frontier_run
     from .runs import draw_history
 
     path = Path(args.run_dir)
     if not path.is_dir():
         raise UsageError(f"{path} {'is not a directory' if path.exists() else 'does not exist'}")
-    if (path / "summary.json").exists():
+    if (path / "summary.json").exists() and is_frontier_run(path):
+        written = draw_frontier_run(path)
+    elif (path / "summary.json").exists():
         written = draw_run(path)
     elif (path / "history.json").exists():
         written = draw_history(path)
@@ -313,7 +256,7 @@ def _announce(run: RunDir) -> None:
     print(f"minialign: writing to {run.path}/", file=sys.stderr)
 
 
-COMMANDS = {"demo": _demo, "train": _train, "pretrain": _pretrain, "plot": _plot}
+COMMANDS = {"demo": _demo, "frontier": _frontier, "train": _train, "pretrain": _pretrain, "plot": _plot}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -106,9 +106,10 @@ class RunDir:
         return self
 
     def finish(self, status: str, **extra) -> None:
-        """Record the outcome in ``run.json`` (with the process's peak memory); a second
-        Ctrl-C cannot interrupt this write."""
+        """Record the outcome in ``run.json`` (with the process's CPU time and peak memory);
+        a second Ctrl-C cannot interrupt this write."""
         self.info.update(status=status, finished=time.strftime("%Y-%m-%d %H:%M:%S"),
+                         cpu_seconds=round(time.process_time(), 1),
                          peak_memory_mb=peak_memory_mb(), **extra)  # fmt: skip
         with ignore_interrupts():
             self.write_json("run.json", self.info)

@@ -22,6 +22,7 @@ from . import plots
 from .nn import GPTConfig, RewardModel, TinyGPT, generate
 from .pretrained import RECIPES, load_reference, make_task, single_thread_blas
 from .rundir import RunDir, finished, read_json
+from .settings import Settings, knob
 from .train import (
     RewardConfig,
     Sampling,
@@ -34,7 +35,6 @@ from .train import (
     train_reward_model,
     train_sft,
 )
-from .train.config import Settings, knob
 
 
 @dataclass(frozen=True)

@@ -17,24 +17,60 @@
 # # 06 · The reward–KL frontier, and reward hacking
 #
 # Every alignment method buys reward with distance from the reference model. This notebook
-# puts PPO, GRPO, DPO and best-of-n on one chart, true reward against the KL divergence they
-# spent (a miniature of Figure 2 of the DPO paper), and then shows what happens when the
-# reward being optimised is a flawed *proxy* and nothing limits the KL: PPO keeps raising the
-# proxy while the true reward rises, peaks and collapses (Gao, Schulman & Hilton 2022, "Scaling
-# Laws for Reward Model Overoptimization"). You will watch the policy discover the exploit,
-# fit Gao et al.'s two curves to the result, and see what the KL penalty $\beta$ in the seed's
-# objective $J(\theta)$ buys.
+# puts PPO, GRPO, DPO, best-of-n and the DPO paper's baselines on one chart, true reward against
+# the KL divergence they spent: first as the quick demo draws it, then as the DPO paper's
+# Figure 2 does (Rafailov et al. 2023: preference pairs sampled from the reference, a curve per
+# method, here with three seeds and the best achievable curve beside them), and it answers the
+# paper's question on this toy with its uncertainty: does DPO's frontier dominate PPO's? Then it
+# shows what happens when the reward being optimised is a flawed *proxy* and nothing limits the
+# KL: PPO keeps raising the proxy while the true reward rises, peaks and collapses (Gao, Schulman
+# & Hilton 2022, "Scaling Laws for Reward Model Overoptimization"). You will watch the policy
+# discover the exploit, fit Gao et al.'s two curves to the result, and see what the KL penalty
+# $\beta$ in the objective $J(\theta)$ buys.
 #
-# Runtime: about 30 seconds on a laptop CPU (2 cores), half of it in `run_demo`; fully seeded.
+# Runtime: about 30 seconds on a laptop CPU (2 cores), a third of it in `run_demo`; fully
+# seeded. The three-seed frontier of sections 3–4 takes far longer, so this notebook reads its
+# committed results (`python tools/frontier_figures.py` regenerates them).
 #
 # 1. One yardstick: true reward and KL
-# 2. The frontier: PPO, GRPO, DPO and best-of-n
-# 3. A flawed reward model
-# 4. Over-optimisation: PPO without a KL penalty
-# 5. The anchor: the KL penalty in $J(\theta)$
-# 6. Scaling laws for over-optimisation
-# 7. What to take away
-# 8. Try this
+# 2. The demo's frontier: PPO, GRPO, DPO and best-of-n
+# 3. The paper's experiment: on-policy pairs, every checkpoint, three seeds
+# 4. Why DPO stops short here: ablations
+# 5. A flawed reward model
+# 6. Over-optimisation: PPO without a KL penalty
+# 7. The anchor: the KL penalty in $J(\theta)$
+# 8. Scaling laws for over-optimisation
+# 9. Exercises
+# 10. Recap
+#
+# ## Notation
+#
+# | Symbol | Meaning in this notebook | In code |
+# |---|---|---|
+# | $x$, $y$ | a prompt (the opening of a review); a response (its continuation) | `prompts`, `tokens` |
+# | $\pi$, $\pi_{\rm ref}$ | a policy; the shipped reference every method starts from | `policy`, `reference` |
+# | $r(x, y)$ | the task's **true** reward, known exactly on this toy | `task.true_reward` |
+# | $r_\phi(x, y)$ | a reward model fitted to preference pairs: the **proxy** | `proxy` |
+# | $\mathrm{KL}(\pi \,\|\, \pi_{\rm ref})$ | KL over whole responses, in nats per response | `evaluate_policy(...)["kl"]` |
+# | $k_1$, $k_3$ | per-sample KL estimators, $k_1 = \log\frac{\pi}{\pi_{\rm ref}}$, $k_3 = \rho - 1 - \log\rho$ with $\rho = \frac{\pi_{\rm ref}}{\pi}$ | |
+# | $\beta$ (PPO) | weight of $k_1$ inside PPO's **reward**: the KL penalty of $J(\theta)$, in proxy units per nat | `PPOConfig.beta` |
+# | $\beta$ (GRPO) | weight of $k_3$ inside GRPO's **loss** | `GRPOConfig.beta` |
+# | $\tau$ | DPO's temperature, the DPO paper's $\beta = 1/\tau$ | `DPOConfig.tau` |
+# | $\beta_{BT}$ | the simulated annotator's sharpness, $P(y_1 \succ y_2) = \sigma(\beta_{BT}(r_1 - r_2))$ | `beta_bt` |
+# | $\pi^*_\beta$ | the KL-regularised optimum, $\propto \pi_{\rm ref}\,e^{r/\beta}$ | `tilted` |
+# | $E(c)$ | a method's frontier: the best true reward among its points with KL $\le c$ | `envelope` |
+# | $n$ | best-of-$n$: reference samples drawn per prompt | `n` |
+# | $\alpha$ | Unlikelihood's weight on the rejected response's tokens (section 3) | `alpha` |
+# | $\beta^*$ | the break-even KL penalty of section 7 | `beta_star` |
+# | $d$ | $\sqrt{\mathrm{KL}}$, Gao et al.'s distance from the reference | `d0` |
+# | $\alpha_{\rm RL}, \beta_{\rm RL}, \alpha_{\rm BoN}, \beta_{\rm BoN}$ | shape parameters of Gao et al.'s laws (section 8) | `alpha_rl`, ... |
+#
+# **$\beta$ means five different things here**, and none of them converts into another: PPO's
+# KL penalty ($k_1$ in the reward), GRPO's weight of $k_3$ in the loss (section 2 shows these two
+# regularise *different* KLs), the DPO paper's $1/\tau$, the annotator's $\beta_{BT}$ (notebook 02)
+# and Gao et al.'s shape parameters. $\alpha$ is both Unlikelihood's weight and Gao et al.'s
+# slope. $\tau$ is DPO's temperature here; in notebook 01 it is the *sampling* temperature and
+# in notebook 04 a reasoning trace.
 
 # %%
 import copy
@@ -42,6 +78,7 @@ import json
 import tempfile
 import time
 import warnings
+from importlib import resources
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -55,6 +92,9 @@ warnings.filterwarnings("ignore", category=TqdmWarning)
 
 import minialign as ma
 from minialign.demo import DemoConfig, run_demo
+from minialign.frontier import envelope, frontier_table, seed_envelopes, table_markdown
+from minialign.frontier_curves import plot_frontier_curves
+from minialign.frontier_methods import make_pairs, tilted
 from minialign.nn import RewardModel, generate, sequence_logprobs
 from minialign.objectives import kl_penalized_rewards
 from minialign.plots import plot_frontier
@@ -68,6 +108,7 @@ from minialign.train import (
     collect_rollout,
     evaluate_policy,
     make_eval_fn,
+    reference_logprobs,
     reward_fn,
     train_ppo,
     train_reward_model,
@@ -77,7 +118,7 @@ from minialign.train import (
 threadpool_limits(1, "blas")
 ma.seed(0)
 np.set_printoptions(precision=3, suppress=True)
-t_start = time.perf_counter()
+t_start, cpu_start = time.perf_counter(), time.process_time()
 
 task = make_task("sentiment")
 tok = task.tokenizer
@@ -138,16 +179,16 @@ print("KL bound  ", bound_by_hand)
 np.testing.assert_allclose([best_of_n_kl(int(n)) for n in ns], bound_by_hand, rtol=1e-12)
 
 # %% [markdown]
-# ## 2. The frontier: PPO, GRPO, DPO and best-of-n
+# ## 2. The demo's frontier: PPO, GRPO, DPO and best-of-n
 #
 # `minialign.demo.run_demo` runs the whole pipeline that `minialign demo` runs from the command
-# line: a simulated annotator labels 2000 preference pairs; a reward model (the **proxy**) is
-# trained on them; PPO and GRPO maximise the proxy at three KL penalties $\beta$ each; DPO
-# learns from the same pairs at three temperatures $\tau$ (the DPO paper's $\beta = 1/\tau$);
-# best-of-n picks the proxy's favourite of $n$ reference samples. Every policy is then scored
-# by `evaluate_policy` on the same 256 held-out prompts with the same sampling seed. The quick
-# configuration takes about 12 seconds and writes `summary.json`, `metrics.jsonl` and two
-# figures into a run directory (a temporary one here).
+# line: a simulated annotator labels 2000 preference pairs (responses from the task's corpus
+# generator); a reward model (the **proxy**) is trained on them; PPO and GRPO maximise the proxy
+# at three KL coefficients $\beta$ each; DPO learns from the same pairs at three temperatures
+# $\tau$ (the DPO paper's $\beta = 1/\tau$); best-of-n picks the proxy's favourite of $n$
+# reference samples. Every policy is then scored by `evaluate_policy` on the same 256 held-out
+# prompts with the same sampling seed. The quick configuration takes about 12 seconds and writes
+# `summary.json`, `metrics.jsonl` and two figures into a run directory (a temporary one here).
 
 # %%
 with tempfile.TemporaryDirectory() as run_dir:
@@ -163,8 +204,10 @@ base = ref_record["true_reward"]
 
 
 def knob(rec):
-    if rec["method"] in ("ppo", "grpo"):
-        return f"β = {rec['beta']:g}"
+    if rec["method"] == "ppo":
+        return f"β = {rec['beta']:g} ($k_1$ in the reward)"
+    if rec["method"] == "grpo":
+        return f"β = {rec['beta']:g} ($k_3$ in the loss)"
     if rec["method"] == "dpo":
         return f"τ = {rec['tau']:g} (β = {rec['beta']:g})"
     return f"n = {rec['n']}" if rec["method"] == "best_of_n" else ""
@@ -200,16 +243,19 @@ plt.show()
 # * **PPO** reaches the highest true reward, but spends the most KL to get there; its three
 #   $\beta$ values slide it along its curve (larger $\beta$, less KL).
 # * **GRPO** (groups of 8, the same number of samples per iteration as PPO) moved less far than
-#   PPO in the same 30 iterations.
+#   PPO in the same 30 iterations. Its $\beta$ column is **not** comparable with PPO's: see below.
 # * **DPO** gets there from the preference pairs alone, with no reward model and no sampling
 #   during training. Its $\tau$ plays the part of PPO's $\beta$ in reverse: a larger $\tau$
 #   (the paper's smaller $\beta$) is a weaker pull towards the reference, so more KL.
 #
 # This is a miniature, not a replication: the DPO paper found DPO's frontier *above* PPO's on
 # IMDb with GPT-2. Here, with a 2-layer model, a 15-second budget and one seed, PPO reaches
-# furthest. The numbers are one sample per prompt on 256 prompts, so expect
-# noise of a few hundredths in the true reward and more in the KL. And the proxy column shows
-# what each method *thought* it was getting: the reward model's score, on an arbitrary scale.
+# furthest. But this run is not the paper's experiment either (its pairs come from the corpus
+# generator, each method contributes three end points, there is one seed); section 3 runs the
+# paper's version. The numbers are one sample per prompt on 256 prompts, so expect noise of a
+# few hundredths in the true reward and more in the KL. And the proxy column shows what each
+# method *thought* it was getting: the reward model's score, on an arbitrary scale.
+
 
 # %%
 by_method = {m: [r for r in records if r["method"] == m] for m in ("ppo", "grpo", "dpo")}
@@ -222,14 +268,337 @@ assert max(r["kl"] for r in by_method["grpo"]) < max(r["kl"] for r in by_method[
 assert max(r["kl"] for r in records) == max(r["kl"] for r in by_method["ppo"])  # PPO spends most
 most_efficient = max(records[1:], key=lambda r: (r["true_reward"] - base) / max(r["kl"], 1e-9))
 assert most_efficient["method"] == "best_of_n"  # the largest gain per nat
-for m, knob_key, sign in (("ppo", "beta", -1), ("dpo", "tau", +1)):  # PPO: larger beta, less KL
-    kls = [
-        r["kl"] for r in sorted(by_method[m], key=lambda r: r[knob_key])
-    ]  # DPO: larger tau, more
-    assert np.all(sign * np.diff(kls) > 0), (m, kls)
+for m, knob_key, sign in (("ppo", "beta", -1), ("dpo", "tau", +1)):
+    kls = [r["kl"] for r in sorted(by_method[m], key=lambda r: r[knob_key])]
+    assert np.all(sign * np.diff(kls) > 0), (m, kls)  # PPO: larger beta, less KL; DPO: larger tau, more
 
 # %% [markdown]
-# ## 3. A flawed reward model
+# **PPO's $\beta$ and GRPO's $\beta$ are different knobs.** Both are called "the KL
+# coefficient", and the table above puts them side by side, but they regularise different
+# things. PPO puts $-\beta\,k_1$ into the *reward* of every token; the policy gradient of that
+# reward is $-\beta\,\nabla\mathrm{KL}(\pi\,\|\,\pi_{\rm ref})$, the reverse KL of $J(\theta)$. GRPO adds
+# $\beta\,k_3$ to the *loss* and differentiates it at the sampled tokens: since
+# $\nabla k_3 = (1 - \rho)\,\nabla\log\pi$ with $\rho = \pi_{\rm ref}/\pi$, its expected gradient is
+# $\beta\sum_y(\pi - \pi_{\rm ref})\nabla\log\pi = \beta\,\nabla\mathrm{KL}(\pi_{\rm ref}\,\|\,\pi)$, the
+# **forward** KL, which punishes the policy for dropping what the reference writes rather than
+# for writing what the reference would not. The scales differ too: PPO's $\beta$ is in
+# proxy-reward units per nat of a whole response; GRPO's weighs a per-token average against
+# group-standardised advantages of size about 1. So "$\beta = 0.05$" is a different strength of
+# a different pull in each row. Here are the two expected gradients, exactly, for a policy over
+# four outcomes with softmax logits $\theta$ and a uniform reference, each checked against the
+# numerical gradient of the KL it claims to be. (Notebook 03 measures all three estimators used
+# as losses; docs/implementation_notes.md, KL 2.)
+
+# %%
+softmax = lambda z: np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+theta = np.array([1.0, 0.2, -0.5, -1.5])  # the policy's logits
+pi_cat, pi_ref_cat = softmax(theta), np.full(4, 0.25)  # (4,), (4,)
+score = np.eye(4) - pi_cat  # row y: grad_theta log pi(y) = e_y - pi
+rho = pi_ref_cat / pi_cat
+grad_ppo = (pi_cat * -np.log(rho)) @ score  # E_pi[k1 grad log pi]: beta k1 as a reward
+grad_grpo = (pi_cat * (1 - rho)) @ score  # E_pi[grad k3] = E_pi[(1 - rho) grad log pi]: k3 in the loss
+
+
+def kl_div(p, q):
+    return float(np.sum(p * np.log(p / q)))
+
+
+def numeric_grad(f, x, eps=1e-6):
+    return np.array([(f(x + eps * e) - f(x - eps * e)) / (2 * eps) for e in np.eye(len(x))])
+
+
+grad_reverse = numeric_grad(lambda z: kl_div(softmax(z), pi_ref_cat), theta)  # KL(pi || pi_ref)
+grad_forward = numeric_grad(lambda z: kl_div(pi_ref_cat, softmax(z)), theta)  # KL(pi_ref || pi)
+print(f"PPO:  E[k1 grad log pi] = {grad_ppo}   grad KL(pi || pi_ref) = {grad_reverse}")
+print(f"GRPO: E[grad k3]        = {grad_grpo}   grad KL(pi_ref || pi) = {grad_forward}")
+np.testing.assert_allclose(grad_ppo, grad_reverse, atol=1e-8)
+np.testing.assert_allclose(grad_grpo, grad_forward, atol=1e-8)
+np.testing.assert_allclose(grad_grpo, pi_cat - pi_ref_cat, atol=1e-12)  # the closed form
+assert np.abs(grad_ppo - grad_grpo).max() > 0.1  # two different pulls
+
+# %% [markdown]
+# ## 3. The paper's experiment: on-policy pairs, every checkpoint, three seeds
+#
+# The DPO paper's Figure 2 (left) was made like this (Rafailov et al. 2023, section 6.1): the
+# prompts are prefixes of IMDb reviews; the SFT model **samples** two completions per prefix; a
+# sentiment classifier, the ground-truth reward, labels which is better; then DPO, PPO with a
+# reward model learned from those pairs, PPO on the ground-truth reward (PPO-GT), Unlikelihood
+# and Preferred-FT (fine-tuning on the chosen completions) are each run at several $\beta$, and
+# every point of the figure is one checkpoint: expected true reward against
+# $\mathrm{KL}(\pi\,\|\,\pi_{\rm ref})$. The demo of section 2 differs in three ways: its pairs come
+# from the corpus generator, each method contributes three end points, and there is one seed.
+# `minialign frontier` runs the paper's design on the sentiment task:
+#
+# * **pairs**: for each prompt, two responses sampled from $\pi_{\rm ref}$, labelled by the
+#   Bradley–Terry annotator on the true reward, $P(y_1 \succ y_2) = \sigma(\beta_{BT}(r_1 - r_2))$;
+# * **methods**: `dpo` (six $\tau$), `ppo` on a reward model fitted to the same pairs (six
+#   $\beta$, each $1/\tau$ of a DPO run: the same target $\pi^*$ if the reward model learned
+#   $\beta_{BT} r$), `ppo_gt` on the true reward (its $\beta$ divided by $\beta_{BT}$, likewise),
+#   `preferred_ft` (maximum likelihood on $y^+$), `unlikelihood` (the same, minus $\alpha$ times
+#   the mean of $\log(1 - \pi(y^-_t))$ over the rejected response's tokens, Welleck et al. 2019),
+#   `grpo` on the same reward model, and `best_of_n` under it (with its KL *bound*);
+# * **curves**: every training run is evaluated 11 times along the way on the demo's held-out
+#   prompts, with the yardstick of section 1;
+# * **seeds**: everything that is random (pairs, reward model, training, evaluation) is redrawn
+#   for each of 3 seeds; the held-out prompts stay the same.
+#
+# First, what "on-policy" means here. `make_pairs` draws both responses from the reference
+# (`"on-policy"`), from the corpus generator as the demo does (`"off-policy"`), or from the
+# reference at sampling temperature 2 (`"tempered"`, a distribution the reference would rarely
+# produce). How likely is each kind of response under $\pi_{\rm ref}$?
+
+# %%
+rng_pairs = np.random.default_rng(0)
+sources = {name: make_pairs(task, reference, sampling, 400, rng_pairs, pairs=name, beta_bt=10.0)
+           for name in ("on-policy", "off-policy", "tempered")}
+
+
+def show_pair(pp, i):
+    texts = [tok.decode_batch(b.ids[i : i + 1, task.prompt_len :], b.response_mask[i : i + 1, task.prompt_len :])[0]
+             for b in (pp.chosen, pp.rejected)]
+    return f"{tok.decode(pp.prompt_ids[i][1:])} | {texts[0]} ({pp.chosen_reward[i]:+.2f}) ≻ {texts[1]} ({pp.rejected_reward[i]:+.2f})"
+
+
+per_token = {}
+for name, pp in sources.items():
+    ref_c, ref_r = reference_logprobs(reference, pp)  # (400,) each: log pi_ref(y | x), summed
+    n_tokens = pp.chosen.response_mask.sum() + pp.rejected.response_mask.sum()
+    per_token[name] = (ref_c.sum() + ref_r.sum()) / n_tokens
+    print(f"{name:10s}  log pi_ref per response token {per_token[name]:+.3f}   {show_pair(pp, 1)}")
+assert abs(per_token["on-policy"] - per_token["off-policy"]) < 0.05
+assert per_token["tempered"] < per_token["on-policy"] - 0.5
+
+# %% [markdown]
+# The reference finds the corpus generator's responses as likely as its own samples (within a
+# few hundredths of a nat per token): it was pre-trained to imitate exactly that generator. So
+# on this toy the demo's pairs were only nominally off-policy; the tempered pairs are the ones
+# that really come from elsewhere (about a nat per token less likely). Section 4 trains on all
+# three.
+#
+# **The best any method can do.** Among all policies with a given KL, the one with the highest
+# expected true reward is the KL-regularised optimum (derived in notebook 05; notebook 07 computes
+# it exactly on a bandit)
+#
+# $$\pi^*_\beta(y\mid x) = \frac{\pi_{\rm ref}(y\mid x)\,e^{r(x,y)/\beta}}{Z(x)}, \qquad
+#   \mathrm{KL}(\pi^*_\beta\,\|\,\pi_{\rm ref}) = \frac{\mathbb{E}_{\pi^*_\beta}[r]}{\beta} - \log Z(x),$$
+#
+# and sweeping $\beta$ traces the ideal frontier. We cannot enumerate every response, but we can
+# sample: with $y_1, \dots, y_m \sim \pi_{\rm ref}$, weights $w_i = e^{r_i/\beta}$ turn the samples
+# into $\pi^*_\beta$ (self-normalised importance sampling), $Z \approx \frac1m\sum_i w_i$. By hand
+# for one prompt and $\beta = 0.3$, then with `tilted`, which the frontier uses for every prompt:
+
+# %%
+prompt = np.tile(tok.encode("the movie was", add_bos=True), (4096, 1))  # (4096, 4)
+g = generate(reference, prompt, **gen_kw, rng=np.random.default_rng(8))
+r = task.true_reward(g.tokens, g.response_mask)  # (4096,) rewards of reference samples
+beta_opt = 0.3
+w = np.exp(r / beta_opt)
+q = w / w.sum()  # pi*'s probability of each sample
+mean_by_hand = q @ r
+kl_by_hand = mean_by_hand / beta_opt - np.log(w.mean())
+print(f"reference:  E[r] = {r.mean():+.3f}")
+print(f"pi*, beta = {beta_opt}: E[r] = {mean_by_hand:+.3f}, KL = {kl_by_hand:.3f} nats (by hand)")
+print(f"tilted:                E[r] = {tilted(r, beta_opt)[0]:+.3f}, KL = {tilted(r, beta_opt)[1]:.3f}")
+np.testing.assert_allclose(tilted(r, beta_opt), (mean_by_hand, kl_by_hand), rtol=1e-9)
+np.testing.assert_allclose(kl_by_hand, q @ np.log(q * len(r)), rtol=1e-9)  # = KL(q || uniform)
+texts = tok.decode_batch(g.tokens[:, task.prompt_len :], g.response_mask[:, task.prompt_len :])
+mass = {}
+for text, qi in zip(texts, q):
+    mass[text] = mass.get(text, 0.0) + qi
+top = sorted(mass.items(), key=lambda kv: -kv[1])[:5]
+print("pi* writes most often:", ", ".join(f"'{t}' ({m:.1%})" for t, m in top))
+p_best = np.mean(r == r.max())
+print(f"reference samples with the best possible reward ({r.max():+.0f}): {p_best:.1%}")
+assert 0.01 < p_best < 0.05
+
+# %% [markdown]
+# Now the committed results of the full run (`python tools/frontier_figures.py`, which runs
+# `minialign frontier --seeds 3`; its settings are printed first):
+
+# %%
+def shipped(name):
+    """A JSON file shipped in minialign/data (written by tools/frontier_figures.py)."""
+    return json.loads(resources.files("minialign.data").joinpath(name).read_text())
+
+
+frontier = shipped("frontier_summary.json")
+points, meta = frontier["points"], frontier["meta"]
+cfg = meta["config"]
+print(f"pairs: {cfg['n_pairs']} {cfg['pairs']}, beta_BT = {cfg['beta_bt']}; reward model: "
+      f"{cfg['rm_steps']} steps; batch {cfg['batch_size']}, learning rate {cfg['lr']}")
+print(f"DPO: {cfg['dpo_steps']} steps, tau in {cfg['dpo_taus']}")
+print(f"PPO: {cfg['ppo_iterations']} iterations, beta in {cfg['ppo_betas']} (= 1/tau)")
+print(f"PPO-GT: beta in {cfg['ppo_gt_betas']} (= PPO's / beta_BT: the same target optimum)")
+print(f"GRPO: {cfg['grpo_iterations']} iterations, groups of {cfg['group_size']}, beta in {cfg['grpo_betas']}")
+print(f"Preferred-FT and Unlikelihood: {cfg['sft_steps']} steps, alpha in {cfg['unlikelihood_alphas']}; best-of-n: n in {cfg['bon_ns']}")
+print(f"each run evaluated {cfg['n_evals']} + 1 times on {cfg['n_eval_prompts']} held-out prompts; "
+      f"{meta['seeds']} seeds; the optimum from {cfg['optimum_samples']} reference samples per prompt")
+print(f"{len(points)} points; the run took {meta['wall_seconds'] / 60:.0f} min wall, {meta['cpu_seconds'] / 60:.0f} min CPU")
+rm_true_order = np.array(meta["reward_model"]["true_accuracy"])  # one per seed
+print(f"reward models: held-out accuracy {np.round(meta['reward_model']['accuracy'], 3)} against the "
+      f"annotator's labels, {np.round(rm_true_order, 3)} against the true order")
+
+# %%
+ax = plot_frontier_curves(points)
+ax.figure.set_size_inches(9, 6)
+plt.show()
+
+# %% [markdown]
+# Each faint point is one checkpoint of one run; each bold line is a method's frontier $E(c)$,
+# the best true reward among its points with KL $\le c$, averaged over the three seeds (the band
+# is ± one standard deviation across seeds); the labels sit at each knob's final checkpoint.
+# The table reads the frontiers at three KL budgets:
+
+# %%
+budgets = (1.0, 2.0, 4.0)
+table = frontier_table(points, budgets)
+display(Markdown(table_markdown(table)))
+env = {m: seed_envelopes(points, m, budgets)[1] for m in ("dpo", "ppo", "ppo_gt", "optimum")}
+diff = env["dpo"] - env["ppo"]  # (seeds, budgets), paired by seed: the same pairs and proxy
+for j, c in enumerate(budgets):
+    print(f"KL <= {c:g}: DPO - PPO per seed {np.round(diff[:, j], 3)}, "
+          f"mean {diff[:, j].mean():+.3f} ± {diff[:, j].std(ddof=1):.3f}; "
+          f"the optimum {env['optimum'][0, j]:+.3f}")
+seed_mean = {m: seed_envelopes(points, m, budgets)[1].mean(0) for m in dict.fromkeys(p["method"] for p in points)}
+assert all(abs(diff[:, j].mean()) < 2 * diff[:, j].std(ddof=1) for j in (0, 1))  # a tie, within noise
+assert (diff[:, 2] < -0.15).all()  # at KL <= 4 PPO is ahead on every seed
+assert seed_mean["ppo"][2] > seed_mean["optimum"][2] - 0.05  # ... and close to the optimum
+assert all((seed_mean[m] <= seed_mean["optimum"] + 0.03).all() for m in seed_mean)  # nobody beats it
+
+# %% [markdown]
+# **Does DPO dominate PPO here? Not with this budget.** Read the printed differences, paired by
+# seed (each seed's DPO and PPO learned from the same pairs). At KL $\le 1$ and $\le 2$ the two
+# frontiers tie: the mean difference is smaller than twice its seed-to-seed spread, and both lie
+# about 0.1 below the optimum, as PPO on the *true* reward does. Beyond that DPO's frontier stops:
+# its runs end between 2 and 3.5 nats with a true reward near 0.7, while PPO goes on to the
+# optimum's 1.0 (a single strong adjective) on every seed. Best-of-$n$ keeps up with PPO even
+# with its KL drawn at the upper bound. Preferred-FT barely moves: the chosen half of a pair of
+# reference samples is only a little better than the reference's average, so imitating it gains
+# little. Unlikelihood spends more KL (pushing down the rejected response's tokens also pushes
+# down words the good responses share) for no more reward. GRPO on the same reward model stays
+# below PPO. Section 4 asks why DPO stops where it does.
+
+# %% [markdown]
+# ## 4. Why DPO stops short here: ablations
+#
+# Each ablation changes one setting of section 3 and reruns DPO, and PPO too when its reward model
+# changes (other pairs), on the same three seeds. The table gives DPO $-$ PPO at each budget,
+# paired by seed, as mean ± standard deviation, and each method's own frontier (mean); the figure
+# draws DPO's frontier (mean of the seeds) under each one against PPO's. The settings are in
+# `tools/frontier_figures.py` (`VARIANTS`); "main" is section 3; the figure shows a selection. Two of the variants train PPO
+# longer or on more pairs, and compare it with section 3's DPO.
+
+# %%
+ablations = shipped("frontier_ablations.json")
+rows = ["| variant | what changes | DPO − PPO at KL ≤ 1 | KL ≤ 2 | KL ≤ 4 | DPO's frontier at 1 / 2 / 4 | PPO's |",
+        "|---|---|---:|---:|---:|---:|---:|"]
+gap = {}  # variant -> (seeds, budgets) DPO - PPO, paired by seed
+for name, v in ablations["variants"].items():
+    gap[name] = np.array(v["dpo_minus_ppo"])
+    means = {row["method"]: " / ".join(f"{m:.2f}" for m in row["mean"]) for row in v["table"]}
+    cells = [f"{m:+.2f} ± {sd:.2f}" for m, sd in zip(gap[name].mean(0), gap[name].std(0, ddof=1))]
+    rows.append(f"| {name} | {v['what']} | " + " | ".join(cells) + f" | {means['dpo']} | {means['ppo']} |")
+display(Markdown("\n".join(rows)))
+
+# %%
+grid = np.array(ablations["grid"])
+fig, ax = plt.subplots(figsize=(8, 5))
+optimum = sorted((p["kl"], p["true_reward"]) for p in points if p["method"] == "optimum")
+ax.plot(*zip(*optimum), "k--", lw=1.2, label="KL-regularised optimum (estimate)")
+for name, method, style in (("main", "ppo", dict(color="tab:blue", lw=3)),
+                            ("16000 pairs, 10x PPO iterations", "ppo", dict(color="tab:blue", lw=1.5, ls=":")),
+                            ("main", "dpo", dict(color="tab:red", lw=3)),
+                            ("tempered pairs", "dpo", dict(color="tab:orange", lw=1.5)),
+                            ("1000 pairs", "dpo", dict(color="tab:brown", lw=1.5)),
+                            ("beta_bt = 2", "dpo", dict(color="tab:gray", lw=1.5)),
+                            ("3x DPO steps", "dpo", dict(color="tab:pink", lw=1.5)),
+                            ("16000 pairs, 10x DPO steps", "dpo", dict(color="tab:purple", lw=2.5))):
+    curve = np.array(ablations["variants"][name]["envelopes"][method]).mean(0)  # mean over seeds
+    ax.plot(grid, curve, label=f"{method.upper()}, {name}", **style)
+ax.set_xlim(0, 4.5)
+ax.set_xlabel(r"KL($\pi\,\|\,\pi_{\rm ref}$)  (nats per response)")
+ax.set_ylabel("best true reward at KL ≤ c (mean of 3 seeds)")
+ax.set_title("DPO's frontier under the ablations, against PPO's")
+ax.grid(alpha=0.3)
+ax.legend(fontsize=7, loc="lower right")
+plt.show()
+
+# %%
+def at_budgets(name, method):
+    """(seeds, budgets) frontier values of ``method`` in ablation ``name``, read off its grid."""
+    columns = [int(np.argmin(np.abs(grid - c))) for c in budgets]
+    return np.array(ablations["variants"][name]["envelopes"][method])[:, columns]
+
+
+long_dpo = at_budgets("16000 pairs, 10x DPO steps", "dpo")
+long_ppo = at_budgets("16000 pairs, 10x PPO iterations", "ppo")
+best_ppo = np.max([at_budgets(name, "ppo") for name in ("main", "16000 pairs", "16000 pairs, 10x PPO iterations")], axis=0)
+for label, other in (("PPO trained 10x longer on the same pairs", long_ppo), ("the best PPO run in any variant", best_ppo)):
+    d = long_dpo - other
+    print(f"DPO (16000 pairs, 3000 steps) - {label}:")
+    print("   " + "   ".join(f"KL <= {c:g}: {m:+.3f} ± {sd:.3f}" for c, m, sd in zip(budgets, d.mean(0), d.std(0, ddof=1))))
+print("DPO (16000 pairs, 3000 steps):", np.round(long_dpo.mean(0), 3), " the optimum:", np.round(env["optimum"][0], 3))
+cpu = {name: ablations["variants"][name]["cpu_seconds"] for name in ("16000 pairs, 10x DPO steps", "16000 pairs, 10x PPO iterations")}
+print("CPU seconds of the two long ablations (3 seeds each):", {k: round(v) for k, v in cpu.items()})
+
+mean_gap = {name: g.mean(0) for name, g in gap.items()}
+frontier_of = {name: {row["method"]: np.array(row["mean"]) for row in v["table"]} for name, v in ablations["variants"].items()}
+assert abs(mean_gap["off-policy pairs"] - mean_gap["main"]).max() < 0.05  # the corpus is on-policy here
+assert frontier_of["tempered pairs"]["dpo"][0] < frontier_of["main"]["dpo"][0] - 0.05  # off-policy hurts DPO
+assert abs(frontier_of["tempered pairs"]["ppo"] - frontier_of["main"]["ppo"]).max() < 0.03  # ... not PPO
+assert mean_gap["1000 pairs"][1] < mean_gap["main"][1] - 0.05  # fewer pairs: DPO falls behind
+assert (mean_gap["beta_bt = 2"] < mean_gap["main"]).all()  # noisier labels hurt DPO more
+for name in ("beta_bt = 100", "16000 pairs", "tau up to 32"):  # no real help for DPO
+    assert abs(frontier_of[name]["dpo"] - frontier_of["main"]["dpo"]).max() < 0.05, name
+for name in ("16000 pairs", "16000 pairs, 10x PPO iterations"):  # nor for PPO
+    assert abs(frontier_of[name]["ppo"] - frontier_of["main"]["ppo"]).max() < 0.06, name
+steps = ["main", "3x DPO steps", "16000 pairs, 3x DPO steps", "16000 pairs, 10x DPO steps"]
+assert np.all(np.diff([mean_gap[name][2] for name in steps]) > 0)  # more steps, a smaller gap at KL <= 4
+assert ((long_dpo - best_ppo)[:, 0] > 0).all() and ((long_dpo - long_ppo)[:, :2] > 0).all()
+assert abs((long_dpo - long_ppo)[:, 2].mean()) < 0.1 and (long_dpo.mean(0) > env["optimum"][0] - 0.06).all()
+assert 1.5 < cpu["16000 pairs, 10x DPO steps"] / cpu["16000 pairs, 10x PPO iterations"] < 2.5
+assert 0.9 < rm_true_order.mean() < 0.96 and sampling.max_new_tokens == 12  # the toy's easy regime
+
+# %% [markdown]
+# What each ablation says:
+#
+# * **Where the pairs come from.** Corpus pairs (the demo's) leave the gap between DPO and PPO
+#   where it was, as section 3's likelihoods predicted: on this toy they are on-policy in all but
+#   name. Pairs from the tempered
+#   reference, really off-policy, cost DPO about 0.08 at KL $\le 1$ (its frontier, second-last
+#   column), while PPO, which only learns a reward model from them, does not notice.
+# * **How many pairs, and how noisy.** A quarter of the pairs (1000) or a noisier annotator
+#   ($\beta_{BT} = 2$) hurt DPO more than PPO: the reward model generalises from fewer or noisier
+#   labels better than DPO's direct fit does. Nearly deterministic labels ($\beta_{BT} = 100$, as the
+#   paper's classifier gives) do not help DPO; neither do four times the pairs at the default step
+#   count, nor larger temperatures ($\tau$ up to 32).
+# * **How long DPO trains.** This is what stops it. With 3x the steps the gap at KL $\le 4$ halves.
+#   With 16000 pairs and 10x the steps (3000), DPO's frontier lies **above** PPO's at KL $\le 1$
+#   on every seed, even above the best PPO run of any variant; at KL $\le 2$ it is above PPO
+#   trained as long on the same pairs on every seed (level with the best PPO run on one); at
+#   KL $\le 4$ the two tie; and DPO comes within about 0.05 of the optimum at every budget
+#   (printed above). PPO gains nothing from ten times the iterations or four times the pairs: its
+#   frontier was already where its reward model can take it (the long PPO runs were evaluated
+#   every 60 iterations, so their early, small-KL checkpoints are sparser; the short runs of
+#   section 3 cover that part). The long DPO runs took about twice the CPU time of the long PPO
+#   runs.
+#
+# So the paper's finding does reproduce in miniature, but only when DPO is given many more pairs
+# and optimisation steps than PPO needs: at the default budget (300 DPO steps, 60 PPO
+# iterations) the two tie at small KL and PPO reaches further. What this toy
+# **can** show: the frontier of each method with its seed-to-seed spread, against the best
+# achievable curve, and how DPO's depends on the pairs and its training length. What it
+# **cannot**: the paper's regime. Its responses are at most 12 tokens, its reward models order
+# about 93% of held-out pairs as the true reward does, and about 2% of the reference's samples
+# already have the best possible reward (all printed in section 3), so PPO finds the optimum by
+# sampling; with GPT-2 on IMDb the reward model
+# is cruder, the optimum is rarer and PPO is harder to tune, and whether those tip the balance
+# toward DPO is beyond a 2-layer model. The envelope also flatters every method a little: it is a
+# maximum over noisy evaluations (256–512 samples each), though with the same number of
+# checkpoints per method.
+
+# %% [markdown]
+# ## 5. A flawed reward model
 #
 # The demo's reward model was trained on 2000 pairs from a fairly reliable annotator, and it
 # served PPO well. Now we make one that is worse in a realistic way: only **300** pairs, labelled
@@ -271,7 +640,7 @@ for text, t, p in zip(probes, probe_true, probe_proxy):
 # it worse than neutral. An optimiser with no reason to stay near the reference will find
 # that.
 #
-# ## 4. Over-optimisation: PPO without a KL penalty
+# ## 6. Over-optimisation: PPO without a KL penalty
 #
 # Run PPO against the proxy with $\beta = 0$ (no KL penalty at all), 160 iterations of 64
 # prompts, and evaluate every 8 iterations on 256 held-out prompts, recording both the proxy
@@ -378,7 +747,7 @@ assert any(len(set(w)) < len(w) for w in end_words)  # the exploit: a word said 
 # time of writing, the peaks were between $+0.52$ and $+0.90$ at $d \approx 1.9$ to $2.4$, and
 # the final true rewards between $-0.33$ and $+0.11$.
 #
-# ## 5. The anchor: the KL penalty in $J(\theta)$
+# ## 7. The anchor: the KL penalty in $J(\theta)$
 #
 # The seed writes the objective PPO maximises for a language model as
 #
@@ -425,16 +794,21 @@ beta_star = (r_phi["end (hacked)"] - r_phi["true-reward peak"]) / (
     kl["end (hacked)"] - kl["true-reward peak"]
 )
 print(f"break-even penalty beta* = {beta_star:.3f}: above it, J prefers the policy at the peak")
-assert J["end (hacked)", 0.0] > J["true-reward peak", 0.0] and 0 < beta_star < 0.3
-assert J["end (hacked)", 0.3] < J["true-reward peak", 0.3]
+assert J["end (hacked)", 0.0] > J["true-reward peak", 0.0] and 0.1 < beta_star < 0.3
+assert J["end (hacked)", 0.1] > J["true-reward peak", 0.1]  # below beta*: the exploit still wins
+assert J["end (hacked)", 0.3] < J["true-reward peak", 0.3]  # above it: the peak wins
 
 # %% [markdown]
 # With $\beta = 0$ the hacked policy has the higher $J$, so PPO was right to go there. But each
-# extra nat of KL it spent bought only about $\beta^*$ units of proxy reward (printed above),
-# so for any penalty above $\beta^*$ the ranking flips: the end policy's extra proxy reward no
-# longer covers the price of its KL, and the policy at the peak is the better one. A penalty
-# keeps the optimum of $J$ near the reference, where the proxy is still trustworthy. Does PPO with $\beta = 0.1$
-# actually stay there? Same seed, same everything else:
+# extra nat of KL it spent bought only about $\beta^*$ units of proxy reward (printed above), so
+# for a penalty above $\beta^*$ the ranking of *these two* policies flips: the end policy's extra
+# proxy reward no longer covers the price of its KL. The run below uses $\beta = 0.1$, which is
+# **below** $\beta^*$: at $\beta = 0.1$, $J$ still ranks the hacked end above the peak (the two
+# $\beta = 0.1$ rows above). If those two were the only candidates, this penalty would not help.
+# They are not: PPO maximises $J$ over all policies, and the penalty acts on the whole path, not
+# only on the two points of the $\beta = 0$ run. Does PPO with $\beta = 0.1$ stay nearer the
+# reference? Same seed, same everything else; at the end we estimate $J$ at $\beta = 0.1$ for
+# the policy it reaches.
 
 # %%
 t0 = time.perf_counter()
@@ -464,19 +838,24 @@ print(f"beta = 0.1, end:  true {true1[-1]:+.2f}, proxy {proxy1[-1]:+.2f}, KL {d1
 end_samples = samples(snaps1[steps1[-1]])
 for line in end_samples:
     print("    ", line)
+J_end1, r_phi_end1, kl_end1 = estimate_j(snaps1[steps1[-1]], 0.1)
+print(f"J at beta = 0.1: end of this run {J_end1:.3f} (proxy {r_phi_end1:.3f}, KL {kl_end1:.2f}); "
+      f"peak {J['true-reward peak', 0.1]:.3f}; hacked {J['end (hacked)', 0.1]:.3f}")
 assert d1[-1] < d0[-1] and true1[-1] > true0[-1] + 0.1
 assert true1[-1] < true1[best1]  # overshoots its own best
 assert any(len(line.split(" | ")[1].split()) > 1 for line in end_samples)  # stray extra words
+assert J_end1 > max(J["true-reward peak", 0.1], J["end (hacked)", 0.1])  # a third, better policy
 
 # %% [markdown]
 # With the penalty the KL levels off (the $\beta = 0.1$ curves stop early on the $d$ axis) and
-# the true reward ends well above the $\beta = 0$ run's instead of sliding back to zero. It is
-# not a perfect guard: the run still overshoots its own best evaluation (compare the two
-# printed lines), and some samples pick up stray words after the adjective that this proxy
-# does not mind. But the far-away region where the repetition
-# exploit lives is now too expensive to reach.
+# the true reward ends well above the $\beta = 0$ run's instead of sliding back to zero. PPO did
+# not have to prefer the peak to the exploit: it found a third policy with a higher $J$ than both
+# (printed last), about as much proxy reward as the hacked one for about half its KL. It is not a
+# perfect guard: the run still overshoots its own best evaluation (compare the first two printed
+# lines), and some samples pick up stray words after the adjective that this proxy does not
+# mind. But the far-away region where the repetition exploit lives is no longer worth the trip.
 #
-# ## 6. Scaling laws for over-optimisation
+# ## 8. Scaling laws for over-optimisation
 #
 # Gao et al. trained reward models of many sizes against a "gold" reward model and found that
 # the gold reward, as a function of $d = \sqrt{\mathrm{KL}}$, follows two simple forms:
@@ -582,30 +961,113 @@ assert alpha_rl > 0 and beta_rl > 0 and 1.0 < d_star < d0.max() and rms_q < rms_
 # would take a far larger $n$ than our budget allows.
 
 # %% [markdown]
-# ## 7. What to take away
+# ## 9. Exercises
 #
-# * **KL is a budget.** Every method spends it; plot true reward against it to compare methods
-#   fairly, and measure it the same way for all of them (here the sequence-level k1 estimate in
-#   `evaluate_policy`; for best-of-n, the analytic bound, flagged as such).
-# * **A reward model is only trustworthy near its training data.** An optimiser given unlimited
-#   KL will leave that neighbourhood and find the reward model's mistakes: the proxy keeps rising
-#   while the true reward falls. You cannot see this from the proxy alone, which is why a
-#   held-out "gold" signal (human evaluation, a stronger reward model) matters.
-# * **The defences** are the ones used in practice: a KL penalty $\beta$ large enough that the
-#   exploit does not pay, early stopping on a held-out measure of quality (the peak in section 4
-#   came long before the last iteration), and a better reward model (more, cleaner, more varied preference
-#   data; see notebook 02).
-# * **DPO has no reward model to hack, but it is not immune.** It optimises the preference pairs
-#   directly, so it inherits whatever biases the annotators had (notebook 05, section 8: a taste
-#   for long answers becomes longer answers), and it has its own KL knob $\tau$.
+# The notebook is committed with the exercises open so that CI can run it: an "implement it"
+# stub raises `NotImplementedError` (its check then only says so), and a "find the bug" check
+# asserts that the planted bug is still caught until you set `BUG_FIXED = True`; from then on
+# the same cells assert your code against the library.
+#
+# **Exercise 1 (implement it).** Write a method's frontier, the upper envelope of its points:
+# for each budget $c$, $E(c) = \max\{r_i : \mathrm{KL}_i \le c\}$, and NaN where no point has
+# $\mathrm{KL}_i \le c$. The check compares it with `minialign.frontier.envelope` on random points
+# and on section 3's DPO points.
 
 # %%
-print(f"notebook runtime so far: {time.perf_counter() - t_start:.0f} s")
+def my_envelope(kl, reward, budgets):
+    """E(c) for each c in budgets: the best reward among points with kl <= c (NaN if none)."""
+    raise NotImplementedError("exercise 1: replace this line by your code")
+
+
+# %%
+rng_ex = np.random.default_rng(9)
+kl_ex, reward_ex = rng_ex.exponential(1.5, size=50), rng_ex.normal(0.3, 0.3, size=50)
+budgets_ex = np.array([-1.0, 0.0, 0.5, 1.0, 2.0, 4.0, 100.0])
+dpo0 = [p for p in points if p["method"] == "dpo" and p["seed"] == 0]
+cases = [(kl_ex, reward_ex), ([p["kl"] for p in dpo0], [p["true_reward"] for p in dpo0])]
+try:
+    for kl_c, reward_c in cases:
+        np.testing.assert_array_equal(my_envelope(kl_c, reward_c, budgets_ex),
+                                      envelope(kl_c, reward_c, budgets_ex))
+    print("Exercise 1 passes: my_envelope agrees with minialign.frontier.envelope.")
+except NotImplementedError:
+    print("Exercise 1 is open: write my_envelope above, then run this cell again.")
 
 # %% [markdown]
-# ## 8. Try this
+# <details>
+# <summary><b>Solution</b> (click to expand)</summary>
 #
-# Rerun the over-optimisation experiment with small penalties, $\beta = 0.01$ and
+# ```python
+# def my_envelope(kl, reward, budgets):
+#     kl, reward = np.asarray(kl), np.asarray(reward)
+#     return np.array([reward[kl <= c].max() if np.any(kl <= c) else np.nan for c in budgets])
+# ```
+#
+# One pass per budget is fine here. The library sorts the points by KL once, takes the running
+# maximum of their rewards (`np.maximum.accumulate`), and finds each budget's place in the sorted
+# KLs with `np.searchsorted`: $O((n + k)\log n)$ instead of $O(nk)$. Note what the envelope
+# does *not* do: it never interpolates between points, so a method is credited only with
+# rewards one of its checkpoints actually reached.
+#
+# </details>
+#
+# **Exercise 2 (find the bug).** This function estimates $\mathrm{KL}(\pi\,\|\,\pi_{\rm ref})$ per
+# response. To save time it samples the responses once, from the reference, and scores them
+# under both models. It returns a positive, plausible number, and exactly 0 when the policy is
+# the reference. It is wrong. Find the bug, fix it, set `BUG_FIXED = True`, and run the check: it
+# compares with `evaluate_policy` on the hacked policy of section 6.
+
+# %%
+BUG_FIXED = False  # set to True once you have fixed sequence_kl
+
+
+def sequence_kl(policy, prompts, rng):
+    """KL(policy || reference) in nats per response, averaged over ``prompts``."""
+    gen = generate(reference, prompts, **gen_kw, rng=rng)  # the responses to score
+    logp_policy = sequence_logprobs(policy, gen.tokens, gen.response_mask).total.data  # (B,)
+    logp_ref = gen.logprobs.sum(axis=1)  # (B,) recorded while sampling
+    return float(np.mean(logp_ref - logp_policy))
+
+
+# %%
+hacked = copy.deepcopy(reference)
+hacked.load_state_dict(snaps0[steps0[-1]])
+expected = evaluate_policy(hacked, reference, eval_prompts, task.true_reward, sampling,
+                           rng=np.random.default_rng(2))["kl"]
+got = sequence_kl(hacked, eval_prompts, np.random.default_rng(2))
+agrees = bool(np.isclose(got, expected, rtol=1e-4))
+print(f"sequence_kl {got:.3f}   evaluate_policy {expected:.3f}")
+if BUG_FIXED:
+    assert agrees, "still different from evaluate_policy: whose samples does a KL(pi || pi_ref) average over?"
+    print("Exercise 2 passes.")
+else:
+    assert not agrees, "sequence_kl agrees with evaluate_policy now: set BUG_FIXED = True"
+    print("Exercise 2 is open: the two estimates differ.")
+
+# %% [markdown]
+# <details>
+# <summary><b>Solution</b> (click to expand)</summary>
+#
+# $\mathrm{KL}(\pi\,\|\,\pi_{\rm ref}) = \mathbb{E}_{y\sim\pi}[\log\pi(y) - \log\pi_{\rm ref}(y)]$ is an
+# average over the **policy's** samples. Averaged over the reference's samples, the same
+# log-ratio (with its sign flipped, as here) is $\mathbb{E}_{y\sim\pi_{\rm ref}}[\log\pi_{\rm ref} - \log\pi]
+# = \mathrm{KL}(\pi_{\rm ref}\,\|\,\pi)$, the forward KL: the one GRPO's $k_3$ pulls on (section 2), not
+# the one $J(\theta)$ penalises. For the hacked policy, which writes almost nothing but
+# "wonderful and wonderful", the reference's varied samples are nearly impossible, so the
+# forward KL is more than twice the reverse one (printed above). Sample from the policy:
+#
+# ```python
+# def sequence_kl(policy, prompts, rng):
+#     gen = generate(policy, prompts, **gen_kw, rng=rng)
+#     logp_ref = sequence_logprobs(reference, gen.tokens, gen.response_mask).total.data
+#     return float(np.mean(gen.logprobs.sum(axis=1) - logp_ref))
+# ```
+#
+# With the same generator this draws exactly the responses `evaluate_policy` draws.
+#
+# </details>
+#
+# **Exercise 3 (try this).** Rerun the over-optimisation experiment with small penalties, $\beta = 0.01$ and
 # $\beta = 0.03$ (`run_ppo(beta=...)`, about 5 seconds each). Before you run them, predict:
 # will the true reward still rise and fall? Will the peak come at a larger or smaller KL than
 # with $\beta = 0$? How far will the KL go by the end, and how far will the true reward fall?
@@ -644,3 +1106,40 @@ print(f"notebook runtime so far: {time.perf_counter() - t_start:.0f} s")
 # seeds move these numbers by a few tenths.)
 #
 # </details>
+
+# %% [markdown]
+# ## 10. Recap
+#
+# | | Equation |
+# |---|---|
+# | the yardstick | $\mathrm{KL}(\pi\,\|\,\pi_{\rm ref}) \approx \frac1B\sum_b\sum_t\big[\log\pi(y_{b,t}) - \log\pi_{\rm ref}(y_{b,t})\big]$, $\;y_b \sim \pi(\cdot\mid x_b)$ |
+# | best-of-$n$ | $\mathrm{KL}(\pi_{\rm BoN}\,\|\,\pi_{\rm ref}) \le \log n - \frac{n-1}{n}$ (a bound) |
+# | PPO's and GRPO's $\beta$ | $\mathbb{E}_\pi[k_1\nabla\log\pi] = \nabla\mathrm{KL}(\pi\,\|\,\pi_{\rm ref})$; $\;\mathbb{E}_\pi[\nabla k_3] = \nabla\mathrm{KL}(\pi_{\rm ref}\,\|\,\pi)$ |
+# | the ideal frontier | $\pi^*_\beta \propto \pi_{\rm ref}\,e^{r/\beta}$, $\;\mathrm{KL}(\pi^*_\beta\,\|\,\pi_{\rm ref}) = \mathbb{E}_{\pi^*_\beta}[r]/\beta - \log Z$ |
+# | a method's frontier | $E(c) = \max\{r_i : \mathrm{KL}_i \le c\}$ over its checkpoints, per seed |
+# | the anchor | $J(\theta) = \mathbb{E}[r_\phi] - \beta\,\mathrm{KL}$; two policies tie at $\beta^* = \Delta\mathbb{E}[r_\phi]/\Delta\mathrm{KL}$ |
+# | Gao et al. | $R_{\rm BoN}(d) = d(\alpha_{\rm BoN} - \beta_{\rm BoN} d)$, $\;R_{\rm RL}(d) = d(\alpha_{\rm RL} - \beta_{\rm RL}\log d)$, $\;d = \sqrt{\mathrm{KL}}$ |
+#
+# What to remember:
+#
+# 1. **KL is a budget.** Every method spends it; compare methods by true reward against KL,
+#    measured the same way for all (here the sequence-level $k_1$ estimate on the policy's own
+#    samples; for best-of-$n$ the analytic bound, flagged as such). (Sections 1–2, exercise 2.)
+# 2. **The paper's frontier, in miniature.** With on-policy pairs and the default budget, DPO and
+#    PPO tie at small KL and PPO reaches further; given four times the pairs and ten times the
+#    steps, DPO's frontier lies above PPO's at small KL and near the optimum. Which method
+#    "wins" depends on the budget, the pairs and the labels: report it with seeds. (Sections 3–4.)
+# 3. **"β" is not one knob.** PPO's $\beta$ weighs $k_1$ in the reward and pulls on the reverse
+#    KL; GRPO's weighs $k_3$ in the loss and pulls on the forward KL, on another scale; DPO's is
+#    $1/\tau$. Compare methods by where they land, not by their $\beta$. (Section 2.)
+# 4. **A reward model is only trustworthy near its training data.** Given unlimited KL, PPO
+#    leaves that neighbourhood and finds its mistakes: the proxy keeps rising while the true
+#    reward rises, peaks and falls, roughly as Gao et al.'s forms say. You cannot see it from the
+#    proxy alone. (Sections 5, 6, 8.)
+# 5. **The defences** are the ones used in practice: a KL penalty (which works on the whole path:
+#    PPO found a nearer policy that $J$ prefers to both the peak and the exploit), early stopping
+#    on a held-out measure of quality, and a better reward model. DPO has no reward model to hack,
+#    but it inherits whatever biases its pairs carry (notebook 05). (Section 7.)
+
+# %%
+print(f"notebook runtime: {time.perf_counter() - t_start:.0f} s wall, {time.process_time() - cpu_start:.0f} s CPU")

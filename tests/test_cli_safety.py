@@ -234,7 +234,7 @@ def _flags(method):
 
 @given(st.data())
 def test_any_flag_value_parses_to_a_valid_config_or_is_a_one_line_usage_error(data):
-    from minialign.cli import config_from_args
+    from minialign.flags import config_from_args
 
     method = data.draw(st.sampled_from(METHODS))
     flag = data.draw(st.sampled_from(_flags(method)))

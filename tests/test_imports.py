@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Modules outside minialign.train that may import it: the programs that run trainers
 # (pretrained.py rebuilds the shipped reference policies with train_sft).
 TRAIN_USERS = {"minialign.cli", "minialign.demo", "minialign.runs", "minialign.frontier",
-               "minialign.pretrained"}  # fmt: skip
+               "minialign.frontier_methods", "minialign.pretrained"}  # fmt: skip
 TRAIN_USER_PACKAGES = ("minialign.check", "minialign.exercises")
 
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from minialign.cli import build_parser
 from minialign.train import DPOConfig, GRPOConfig, PPOConfig, RewardConfig, SFTConfig
-from minialign.train.config import field_type
+from minialign.settings import field_type
 
 CONFIGS = {"sft": SFTConfig, "rm": RewardConfig, "ppo": PPOConfig, "grpo": GRPOConfig,
            "dpo": DPOConfig}  # fmt: skip
@@ -96,7 +96,7 @@ def test_every_field_is_a_flag_with_help_and_default(method, capsys):
     ],
 )
 def test_flags_set_their_fields(argv, field, value):
-    from minialign.cli import config_from_args
+    from minialign.flags import config_from_args
 
     args = build_parser().parse_args(["train", "ppo", *argv])
     config = config_from_args(PPOConfig, args)
@@ -131,7 +131,7 @@ def test_bad_flags_are_one_line_usage_errors(argv, capsys):
 
 
 def test_dpo_accepts_trls_beta_as_one_over_tau():
-    from minialign.cli import config_from_args
+    from minialign.flags import config_from_args
 
     args = build_parser().parse_args(["train", "dpo", "--beta", "0.25"])
     assert config_from_args(DPOConfig, args, tau=1 / args.beta).tau == 4.0
