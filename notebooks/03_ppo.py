@@ -81,7 +81,6 @@ warnings.filterwarnings("ignore", category=TqdmWarning)
 
 import minialign as ma
 import minialign.functional as F
-from minialign.interactive import Slider, interactive_figure
 from minialign.nn import RewardModel, ValueModel, generate, sequence_logprobs
 from minialign.objectives import (
     categorical_kl,
@@ -99,7 +98,13 @@ from minialign.objectives import (
     whiten,
 )
 from minialign.optim import AdamW, clip_grad_norm
-from minialign.plots import plot_clipped_surrogate, plot_curves, plot_history_grid
+from minialign.plots import (
+    Slider,
+    interactive_figure,
+    plot_clipped_surrogate,
+    plot_curves,
+    plot_history_grid,
+)
 from minialign.pretrained import load_reference, make_task
 from minialign.train import (
     PPOConfig,

@@ -84,7 +84,6 @@ from tqdm import TqdmWarning
 warnings.filterwarnings("ignore", category=TqdmWarning)
 
 import minialign as ma
-from minialign.interactive import Slider, interactive_figure, plot_bars
 from minialign.nn import generate, sequence_logprobs
 from minialign.objectives import (
     combined_reward,
@@ -93,7 +92,7 @@ from minialign.objectives import (
     grpo_loss,
 )
 from minialign.optim import AdamW, clip_grad_norm
-from minialign.plots import plot_curves, plot_history_grid
+from minialign.plots import Slider, interactive_figure, plot_bars, plot_curves, plot_history_grid
 from minialign.pretrained import load_reference, make_task
 from minialign.tasks import correct_trace, corrupted_trace, hacked_response, score
 from minialign.train import (

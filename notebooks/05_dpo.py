@@ -92,7 +92,6 @@ warnings.filterwarnings("ignore", category=TqdmWarning)
 
 import minialign as ma
 import minialign.functional as F
-from minialign.interactive import Slider, interactive_figure
 from minialign.nn import generate, sequence_logprobs
 from minialign.objectives import (
     bradley_terry_loss,
@@ -104,7 +103,9 @@ from minialign.objectives import (
 )
 from minialign.optim import AdamW, param_groups
 from minialign.plots import (
+    Slider,
     decorate,
+    interactive_figure,
     moving_average,
     panels,
     plot_curves,

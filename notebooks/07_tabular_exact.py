@@ -70,7 +70,6 @@ import numpy as np
 
 import minialign as ma
 import minialign.functional as F
-from minialign.interactive import Slider, interactive_figure, plot_bars
 from minialign.objectives import (
     best_of_n_policy,
     categorical_kl,
@@ -79,7 +78,7 @@ from minialign.objectives import (
     kl_regularized_objective,
     kl_regularized_optimum,
 )
-from minialign.plots import panels, plot_curves
+from minialign.plots import Slider, interactive_figure, panels, plot_bars, plot_curves
 from minialign.tasks.bandit import (
     Bandit,
     best_of_n_distribution,

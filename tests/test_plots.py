@@ -7,14 +7,18 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from minialign.plots import (
+    Slider,
     decorate,
+    interactive,
+    interactive_figure,
     moving_average,
     panels,
+    plot_bars,
     plot_clipped_surrogate,
     plot_curves,
     plot_histograms,
@@ -184,13 +188,7 @@ def test_plot_history_grid_one_history_and_several_runs():
     plt.close("all")
 
 
-# -- minialign.interactive: bars, sliders, and a figure that redraws ------------------------
-
-from hypothesis import assume  # noqa: E402
-
-from minialign import interactive  # noqa: E402
-from minialign.interactive import Slider, interactive_figure, plot_bars  # noqa: E402
-
+# -- plot_bars; minialign.plots.interactive: sliders, and a figure that redraws -----------
 
 def test_plot_bars_puts_each_series_side_by_side_at_each_position():
     series = {"a": [1.0, 2.0, 3.0], "b": [0.5, -1.0, 0.0]}

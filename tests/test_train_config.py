@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from minialign.cli import build_parser
-from minialign.train import DPOConfig, GRPOConfig, PPOConfig, RewardConfig, SFTConfig
 from minialign.settings import field_type
+from minialign.train import DPOConfig, GRPOConfig, PPOConfig, RewardConfig, SFTConfig
 
 CONFIGS = {"sft": SFTConfig, "rm": RewardConfig, "ppo": PPOConfig, "grpo": GRPOConfig,
            "dpo": DPOConfig}  # fmt: skip

@@ -71,8 +71,8 @@ PYPI_WHEELS = {
         "e6fb86cb70ff661ee8c9c14e7d36d6de3b4066f1441be4063df9c5009f0a64d3",
         ["traitlets"],
     ),
-    # The sliders of minialign.interactive. Not in Pyodide's lock; its Python side needs
-    # only these three (widgetsnbextension and jupyterlab_widgets are the browser side).
+    # The sliders of minialign.plots.interactive. Not in Pyodide's lock; its Python side
+    # needs only these three (widgetsnbextension and jupyterlab_widgets are the browser side).
     "ipywidgets": (
         "8.1.5",
         "3290f526f87ae6e77655555baba4f36681c555b8bdbbff430b70e52c34c86245",
@@ -96,7 +96,7 @@ LAB_EXTENSIONS = {
 KERNEL_PACKAGES = ["micropip", "ssl", "sqlite3", "ipython"]
 MINIALIGN_DEPENDS = ["numpy", "matplotlib", "tqdm", "threadpoolctl"]
 # Loaded with minialign in the page (as its `notebooks` extra is, natively): the kernel loads
-# packages for a cell's own imports, and ipywidgets is imported inside minialign.interactive.
+# packages for a cell's own imports, and minialign.plots.interactive imports ipywidgets.
 SITE_EXTRAS = ["ipywidgets"]
 KERNEL_PLUGIN = "@jupyterlite/pyodide-kernel-extension:kernel"
 

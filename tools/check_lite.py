@@ -7,8 +7,8 @@ JupyterLite's Notebook app, clears its committed outputs, runs all cells, and ch
 every code cell ran (it has a fresh execution count), no cell shows an error, every cell
 that has a figure in the committed notebook has one now and it is drawn on the page, and
 no request went to any host but 127.0.0.1, no console error, no failed request. Then, in
-every cell with sliders (minialign.interactive), it drags the first slider with the mouse,
-as a reader would, and checks that the figure under it is drawn again with
+every cell with sliders (minialign.plots.interactive), it drags the first slider with the
+mouse, as a reader would, and checks that the figure under it is drawn again with
 other pixels and that no error is shown. Screenshots go to --shots (each slider before and
 after it moved). Prints the first load and the Run All time of each notebook, and how long
 each slider took to redraw its figure; exits 1 on any failure.

@@ -3,7 +3,7 @@ cell shows the quantity being plotted rather than matplotlib."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -147,3 +147,27 @@ def plot_clipped_surrogate(ratio, advantage: float, epsilon: float, zero_grad=No
     ax.legend(fontsize=8, loc="upper left" if advantage > 0 else "lower left")
     ax.grid(alpha=0.3)
     return ax
+
+
+def plot_bars(series: Mapping, ax=None, *, labels: Sequence[str] | None = None, **decoration):
+    """Grouped bars: one group per position, one bar per item of ``series`` ({label: values},
+    all of one length), then `decorate` with ``decoration``. ``labels``
+    names the positions on the x axis (default 0, 1, 2, ...). Returns the axes."""
+    import matplotlib.pyplot as plt
+
+    if not series:
+        raise ValueError("plot_bars: series is empty; pass {label: values}")
+    values = {label: np.asarray(v, dtype=float).ravel() for label, v in series.items()}
+    lengths = {label: len(v) for label, v in values.items()}
+    if len(set(lengths.values())) != 1:
+        raise ValueError(f"plot_bars: every series needs the same length, got {lengths}")
+    n = len(next(iter(values.values())))
+    if labels is not None and len(labels) != n:
+        raise ValueError(f"plot_bars: {len(labels)} labels for {n} positions")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.8))
+    width = 0.8 / len(values)
+    for k, (label, v) in enumerate(values.items()):
+        ax.bar(np.arange(n) + (k - (len(values) - 1) / 2) * width, v, width, label=label)
+    ax.set_xticks(np.arange(n), labels if labels is not None else [str(i) for i in range(n)])
+    return decorate(ax, **decoration)

@@ -10,42 +10,15 @@ How the live figure is updated: the first drawing is shown with a display id, an
 redraw replaces that output (``update_display_data``), rather than capturing the figure in
 an ipywidgets ``Output`` widget, whose contents a notebook saves in widget state instead
 of in the cell's outputs, where a static viewer would never find them.
-
-`plot_bars` is the panel most of these figures draw: a few named values side by side.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from .plots import decorate, panels
-
-
-def plot_bars(series: Mapping, ax=None, *, labels: Sequence[str] | None = None, **decoration):
-    """Grouped bars: one group per position, one bar per item of ``series`` ({label: values},
-    all of one length), then `minialign.plots.decorate` with ``decoration``. ``labels``
-    names the positions on the x axis (default 0, 1, 2, ...). Returns the axes."""
-    import matplotlib.pyplot as plt
-
-    if not series:
-        raise ValueError("plot_bars: series is empty; pass {label: values}")
-    values = {label: np.asarray(v, dtype=float).ravel() for label, v in series.items()}
-    lengths = {label: len(v) for label, v in values.items()}
-    if len(set(lengths.values())) != 1:
-        raise ValueError(f"plot_bars: every series needs the same length, got {lengths}")
-    n = len(next(iter(values.values())))
-    if labels is not None and len(labels) != n:
-        raise ValueError(f"plot_bars: {len(labels)} labels for {n} positions")
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 3.8))
-    width = 0.8 / len(values)
-    for k, (label, v) in enumerate(values.items()):
-        ax.bar(np.arange(n) + (k - (len(values) - 1) / 2) * width, v, width, label=label)
-    ax.set_xticks(np.arange(n), labels if labels is not None else [str(i) for i in range(n)])
-    return decorate(ax, **decoration)
+from .figures import panels
 
 
 @dataclass(frozen=True)
