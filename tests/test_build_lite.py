@@ -54,6 +54,16 @@ def _make_sources(tmp: Path, wheels: dict[str, bytes], served: dict[str, bytes])
     return npm, source
 
 
+def test_what_the_site_loads_with_minialign_is_served_and_pinned():
+    served = set(build_lite.PYPI_WHEELS)
+    assert set(build_lite.SITE_EXTRAS) <= served  # ipywidgets: the sliders' Python side
+    for name, (version, digest, depends) in build_lite.PYPI_WHEELS.items():
+        assert len(digest) == 64 and int(digest, 16) >= 0, name
+        assert set(depends) - served <= set(build_lite.KERNEL_PACKAGES) | {"traitlets"}, name
+    for name, (version, digest) in build_lite.LAB_EXTENSIONS.items():
+        assert len(digest) == 64 and int(digest, 16) >= 0, name
+
+
 def test_closure_follows_depends_across_spellings():
     lock = {"packages": {"a": {"depends": ["B_c"]}, "b-c": {"depends": ["d"]}, "d": {"depends": []},
                          "e": {"depends": []}}}  # fmt: skip
