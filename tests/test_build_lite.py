@@ -7,6 +7,7 @@ import hashlib
 import importlib.util
 import io
 import json
+import re
 import tarfile
 import zipfile
 from pathlib import Path
@@ -57,11 +58,13 @@ def _make_sources(tmp: Path, wheels: dict[str, bytes], served: dict[str, bytes])
 def test_what_the_site_loads_with_minialign_is_served_and_pinned():
     served = set(build_lite.PYPI_WHEELS)
     assert set(build_lite.SITE_EXTRAS) <= served  # ipywidgets: the sliders' Python side
-    for name, (version, digest, depends) in build_lite.PYPI_WHEELS.items():
-        assert len(digest) == 64 and int(digest, 16) >= 0, name
+    pins = [(n, v, d) for n, (v, d, _) in build_lite.PYPI_WHEELS.items()] + [
+        (n, v, d) for n, (v, d) in build_lite.LAB_EXTENSIONS.items()
+    ]
+    for name, version, digest in pins:  # an exact version and a full sha256 each
+        assert re.fullmatch(r"\d+(\.\d+)+", version) and re.fullmatch("[0-9a-f]{64}", digest), name
+    for name, (_, _, depends) in build_lite.PYPI_WHEELS.items():  # Pyodide has the rest
         assert set(depends) - served <= set(build_lite.KERNEL_PACKAGES) | {"traitlets"}, name
-    for name, (version, digest) in build_lite.LAB_EXTENSIONS.items():
-        assert len(digest) == 64 and int(digest, 16) >= 0, name
 
 
 def test_closure_follows_depends_across_spellings():
