@@ -190,6 +190,7 @@ def test_plot_history_grid_one_history_and_several_runs():
 
 # -- plot_bars; minialign.plots.interactive: sliders, and a figure that redraws -----------
 
+
 def test_plot_bars_puts_each_series_side_by_side_at_each_position():
     series = {"a": [1.0, 2.0, 3.0], "b": [0.5, -1.0, 0.0]}
     ax = plot_bars(series, labels=["x", "y", "z"], title="t")
