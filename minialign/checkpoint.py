@@ -127,7 +127,9 @@ def atomic_write(path, write: Callable[[object], None]) -> Path:
             os.fsync(f.fileno())
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file normal permissions
+        # mkstemp makes 0600; give the file the umask's permissions, but never fewer than
+        # the owner's read and write (Pyodide's umask is 0o777, which would leave mode 0)
+        os.chmod(tmp, (0o666 & ~umask) | 0o600)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -240,3 +240,15 @@ def test_mismatched_targets(tmp_path, rng):
         checkpoint.load_into(model, no_opt, optimizer=opt)
     with pytest.raises(ValueError, match="JSON"):
         checkpoint.save(model, tmp_path / "e.npz", extra={"array": np.zeros(2)})
+
+
+def test_atomic_writes_stay_readable_under_any_umask(tmp_path):
+    """Pyodide's umask is 0o777: a file written there must still be readable by its owner."""
+    import os
+
+    previous = os.umask(0o777)
+    try:
+        path = checkpoint.write_text_atomic(tmp_path / "x.json", "{}\n")
+    finally:
+        os.umask(previous)
+    assert path.read_text() == "{}\n" and path.stat().st_mode & 0o600 == 0o600

@@ -31,6 +31,17 @@ def test_quick_demo_beats_the_reference_with_every_method(quick_demo):
         assert r["true_reward"] > reference[0]["true_reward"] + 0.1, r
 
 
+def test_the_shipped_quick_summary_is_this_run(quick_demo):
+    """Notebook 06 reads minialign/data/demo_quick_summary.json in the browser instead of
+    repeating the quick demo: it must be what the quick demo gives (tools/readme_figures.py)."""
+    from importlib import resources
+
+    shipped = resources.files("minialign") / "data" / "demo_quick_summary.json"
+    fresh = json.loads((quick_demo / "summary.json").read_text())
+    drop = lambda records: [{k: v for k, v in r.items() if k != "seconds"} for r in records]  # noqa: E731
+    assert drop(json.loads(shipped.read_text())) == drop(fresh)
+
+
 def test_quick_demo_writes_every_artifact(quick_demo):
     for name in ("summary.json", "metrics.jsonl", "config.json", "frontier.png", "curves.png"):
         assert (quick_demo / name).stat().st_size > 0, name
