@@ -16,7 +16,7 @@ What is checked, each against the source of truth:
 - the implementation notes have every id the code cites (``note ppo-3`` in a docstring,
   ``implementation_notes.md#ppo-3`` in a page), and every note names a test or says that
   none pins it; ``eq. N`` in a docstring is one of the 13 equations;
-- no file cites documents users do not have (RLHF_NOTES, ../shared).
+- no file cites documents users do not have (the planning notes outside the repository).
 
 A renamed or renumbered heading, a renamed test or function, a note id cited but not
 written, or a notebook added without an entry in docs/notebooks.md fails here with the
@@ -294,7 +294,9 @@ def test_every_cited_note_and_equation_exists():
 
 # Directories still being rewritten when this check was written; remove them from the
 # list as they are cleaned (the words below must then never come back).
-NOT_YET_CHECKED = ("notebooks/",)
+# Documents that live outside the repository: users do not have them. (Spelled in pieces
+# so that this file is not itself a hit of the tools that grep for them.)
+FOREIGN = ("RLHF" + "_NOTES", "../" + "shared/")
 
 
 def test_nothing_cites_documents_users_do_not_have():
@@ -302,12 +304,10 @@ def test_nothing_cites_documents_users_do_not_have():
     for path in sorted([*(ROOT / "minialign").rglob("*.py"), *(ROOT / "notebooks").glob("*"),
                         *DOCS.glob("*.md"), *(ROOT / "tests").glob("*.py"), ROOT / "README.md"]):  # fmt: skip
         where = str(path.relative_to(ROOT))
-        if where.startswith(NOT_YET_CHECKED) or path.name == Path(__file__).name:
+        if path.name == Path(__file__).name:
             continue
         text = path.read_text(encoding="utf-8")
-        problems += [
-            f"{where} cites {word}" for word in ("RLHF_NOTES", "../shared") if word in text
-        ]
+        problems += [f"{where} cites {word}" for word in FOREIGN if word in text]
     assert not problems, "\n".join(problems)
 
 
