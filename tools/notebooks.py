@@ -146,7 +146,8 @@ def clean(nb: NotebookNode) -> NotebookNode:
         for key in ("execution", "ExecuteTime", "collapsed", "scrolled"):
             cell.metadata.pop(key, None)
         if cell.cell_type == "code":  # a widget's view is nothing without its live kernel:
-            cell.outputs = [o for o in cell.outputs if WIDGET_VIEW not in o.get("data", {})]
+            outputs = [o for o in cell.outputs if WIDGET_VIEW not in o.get("data", {})]
+            cell.outputs = _merge_streams(outputs)
     nb.metadata["kernelspec"] = dict(KERNELSPEC)
     nb.metadata.setdefault("jupytext", {})["formats"] = FORMATS
     nb.metadata["jupytext"].pop("text_representation", None)
@@ -154,6 +155,20 @@ def clean(nb: NotebookNode) -> NotebookNode:
     nb.metadata.pop("widgets", None)  # widget state: the views above are gone, so is this
     nb.nbformat, nb.nbformat_minor = 4, 5
     return nb
+
+
+def _merge_streams(outputs: list) -> list:
+    """Consecutive stdout (or stderr) chunks as one output: how a kernel happens to split
+    printed text between messages varies from run to run, the text does not."""
+    merged: list = []
+    for out in outputs:
+        previous = merged[-1] if merged else None
+        if (out.get("output_type") == "stream" and previous is not None
+                and previous.get("output_type") == "stream" and previous.name == out.name):  # fmt: skip
+            previous.text = "".join(previous.text) + "".join(out.text)
+        else:
+            merged.append(out)
+    return merged
 
 
 def rebuild_from_twin(ipynb: Path) -> NotebookNode:
